@@ -1,0 +1,53 @@
+"""`python -m trainer` / `torchrun --nproc_per_node=N -m trainer`: one training run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from trainer.config import load_config, preset_names
+from trainer.errors import InputError
+from trainer.events import STATUS_EXIT_CODES
+
+EXAMPLE = """examples:
+  python -m trainer --config tiny --set runtime.device=cpu --events run.jsonl
+  torchrun --standalone --nproc_per_node=8 -m trainer --config gpt2_124m --set optim.muon_lr=0.04
+
+exit codes: 0 completed, 1 failed, 2 bad input, 3 diverged, 4 stopped (SIGTERM)"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m trainer",
+        description="Train the speedrun GPT once and stream JSON-line events.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", default="gpt2_124m", help=f"preset ({', '.join(preset_names())}) or YAML path")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, value parsed as YAML (repeatable)")
+    p.add_argument("--events", help="write events as JSON lines to this file or pipe ('-' for stdout)")
+    p.add_argument("--resume", type=Path, help="continue from a checkpoint directory (or its parent)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        if args.print_config:
+            print(cfg.to_yaml(), end="")
+            return 0
+        from trainer.train import train  # imports torch: keep --help and config errors fast
+
+        status = train(cfg, args.events, args.resume)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return STATUS_EXIT_CODES[status]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
