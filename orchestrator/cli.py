@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli_data import data_app
+from orchestrator.errors import exit_on_input_error
 
 app = typer.Typer(
     help="Sweeps, ablations and record attempts for the NanoGPT speedrun.\n\nExample: speedrun train --config tiny",
@@ -41,6 +42,12 @@ def train(
     if resume:
         argv += ["--resume", str(resume)]
     if nproc > 1:
+        # torchrun turns any failed rank into exit 1 and a traceback of its own: check the
+        # config against the rank count here, so a bad one exits 2 with one `error:` line.
+        from trainer.config import load_config
+
+        with exit_on_input_error():
+            load_config(config, overrides or []).check_for_run(nproc)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "trainer"]
         raise typer.Exit(subprocess.call(cmd + argv))
     from trainer.__main__ import main

@@ -8,7 +8,9 @@ Events: `start`, `train` (every step), `val`, `checkpoint` and a last `end` whos
 from __future__ import annotations
 
 import json
+import math
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,10 +35,18 @@ class EventWriter:
     def emit(self, event: str, **fields: Any) -> None:
         """Write one event and flush it, so a reader sees it at once."""
         if self._file is not None:
-            self._file.write(json.dumps({"event": event, **fields}) + "\n")
+            fields = {k: _finite_or_null(v) for k, v in fields.items()}
+            self._file.write(json.dumps({"event": event, "time": time.time(), **fields}) + "\n")
             self._file.flush()
 
     def close(self) -> None:
         if self._file is not None and self._file is not sys.stdout:
             self._file.close()
         self._file = None
+
+
+def _finite_or_null(value: Any) -> Any:
+    """JSON has no NaN or Infinity (json.dumps would write them anyway): a diverged loss is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

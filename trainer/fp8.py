@@ -7,6 +7,8 @@ copies are kept for the backward pass, whose gradient is cast to e5m2.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -14,8 +16,14 @@ W_SCALE = 2.0**-9
 GRAD_SCALE = 1 / 448  # 448: the largest float8_e4m3fn value
 
 
-@torch.library.custom_op("speedrun::fp8_mm", mutates_args=())
-def _fp8_mm(x: Tensor, w: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple[Tensor, Tensor, Tensor]:
+@functools.cache
+def _compiled(fn):
+    """The op is opaque to the compiled model, so its casts are compiled on their own to
+    fuse each scale-and-cast into one pass; lazily, so importing this costs nothing on a CPU."""
+    return torch.compile(fn, dynamic=False)
+
+
+def _mm_forward(x: Tensor, w: Tensor, x_s: float, w_s: float) -> tuple[Tensor, Tensor, Tensor]:
     x_f8 = x.div(x_s).to(torch.float8_e4m3fn)
     w_f8 = w.div(w_s).to(torch.float8_e4m3fn)
     out = torch._scaled_mm(
@@ -29,15 +37,7 @@ def _fp8_mm(x: Tensor, w: Tensor, x_s: float, w_s: float, grad_s: float) -> tupl
     return out, x_f8, w_f8
 
 
-@_fp8_mm.register_fake
-def _(x: Tensor, w: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple[Tensor, Tensor, Tensor]:
-    return x.new_empty(x.size(0), w.size(0), dtype=torch.bfloat16), x.to(torch.float8_e4m3fn), w.to(torch.float8_e4m3fn)
-
-
-@torch.library.custom_op("speedrun::fp8_mm_backward", mutates_args=())
-def _fp8_mm_backward(
-    grad: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float
-) -> tuple[Tensor, Tensor]:
+def _mm_backward(grad: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple[Tensor, Tensor]:
     one = lambda s: grad.new_tensor(s, dtype=torch.float32)  # noqa: E731
     grad_f8 = grad.div(grad_s).to(torch.float8_e5m2)
     # _scaled_mm wants its second operand column-major: hence the .T.contiguous().T
@@ -50,9 +50,27 @@ def _fp8_mm_backward(
     return grad_x, grad_w
 
 
+@torch.library.custom_op("speedrun::fp8_mm", mutates_args=())
+def _fp8_mm(x: Tensor, w: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple[Tensor, Tensor, Tensor]:
+    return _compiled(_mm_forward)(x, w, x_s, w_s)
+
+
+@_fp8_mm.register_fake
+def _(x: Tensor, w: Tensor, x_s: float, w_s: float, grad_s: float) -> tuple[Tensor, Tensor, Tensor]:
+    return x.new_empty(x.size(0), w.size(0), dtype=torch.bfloat16), x.to(torch.float8_e4m3fn), w.to(torch.float8_e4m3fn)
+
+
+@torch.library.custom_op("speedrun::fp8_mm_backward", mutates_args=())
+def _fp8_mm_backward(
+    grad: Tensor, x_f8: Tensor, w_f8: Tensor, x_s: float, w_s: float, grad_s: float
+) -> tuple[Tensor, Tensor]:
+    return _compiled(_mm_backward)(grad, x_f8, w_f8, x_s, w_s, grad_s)
+
+
 @_fp8_mm_backward.register_fake
 def _(grad: Tensor, x_f8: Tensor, w_f8: Tensor, *_) -> tuple[Tensor, Tensor]:
-    return grad.new_empty(x_f8.shape, dtype=torch.bfloat16), w_f8.new_empty(w_f8.shape, dtype=torch.float32)
+    # grad_w comes out of _scaled_mm transposed (column-major); the fake must say so
+    return grad.new_empty(x_f8.shape, dtype=torch.bfloat16), w_f8.new_empty(w_f8.shape[::-1], dtype=torch.float32).T
 
 
 def _backward(ctx, grad_out: Tensor, *_):

@@ -321,6 +321,7 @@ class Run:
             )
             self.print(f"step:{step + 1}/{N} train_time:{now_ms:.0f}ms step_avg:{now_ms / (step + 1):.2f}ms")
             if not math.isfinite(loss):
+                self.train_time_ms = now_ms  # the `end` event reports the time up to this step
                 return "diverged"
             if ckpt_every and (step + 1) % ckpt_every == 0 and cfg.runtime.checkpoint_dir:
                 self.sync()
@@ -328,6 +329,7 @@ class Run:
                 self.save(Path(cfg.runtime.checkpoint_dir))
                 t0 = time.perf_counter()
             if stop.agreed(self.d):
+                self.train_time_ms += 1000 * (time.perf_counter() - t0)  # the `end` event reports it
                 return "stopped"
         return "completed"
 
@@ -339,6 +341,8 @@ class Run:
 def train(cfg: TrainConfig, events_path: str | None = None, resume: Path | None = None) -> str:
     """Run one training run end to end, writing events; returns the final status."""
     stop = StopFlag()
+    if resume is not None:
+        find_checkpoint(resume)  # a bad path fails before any work
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     d = setup_distributed(cfg.runtime.device)
@@ -365,6 +369,10 @@ def train(cfg: TrainConfig, events_path: str | None = None, resume: Path | None 
         raise
     else:
         last = dict(step=run.step, train_time_ms=run.train_time_ms, tokens=run.tokens)
+        if run.cuda:
+            last["peak_memory_mib"] = torch.cuda.max_memory_allocated() // 2**20
+            run.print(f"peak memory allocated: {last['peak_memory_mib']} MiB "
+                      f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB")
         events.emit("end", status=status, **last)
     finally:
         events.close()
