@@ -62,8 +62,8 @@ def keep_freed_memory() -> None:
     """Stop glibc returning large freed blocks to the OS (CPU runs).
 
     Each micro-batch allocates logits of ~100 MB; above glibc's mmap threshold every one
-    is a fresh mapping whose pages fault in again, which measured ~2.7x slower per step
-    for the `tiny` preset on 2 cores.
+    is a fresh mapping whose pages fault in again: `tiny` steps ran 2.3x slower on 2 cores
+    (bench/cpu_step_time.py, docs/benchmarks.md).
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
