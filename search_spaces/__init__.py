@@ -1,0 +1,54 @@
+"""Sweep spaces: YAML files that say what a sweep searches, and the loader that validates them.
+
+    from search_spaces import load_space
+    from trainer.config import load_config            # the caller's choice; this package
+    space = load_space("search_spaces/smoke.yaml",      # imports no trainer code
+                       check_overrides=load_config)
+    study = optuna.create_study(sampler=space.make_sampler())
+    trial = study.ask()
+    constants = space.define_by_run(trial)
+    overrides = space.overrides({**trial.params, **constants})   # trainer --set KEY=VALUE
+    problems = space.violations(overrides)                       # [] when it can run
+
+The YAML grammar is documented in `search_spaces.schema` and in search_spaces/README.md, which
+also says what each module of this package does.
+"""
+
+from search_spaces.constraints import Constraint
+from search_spaces.loader import SPACES_DIR, example_spaces, load_space
+from search_spaces.params import ChoiceParam, FixedParam, FloatParam, IntParam, LinearParam, StagesParam
+from search_spaces.report import SpaceError
+from search_spaces.schema import (
+    STEPS_KEY,
+    BaseSpec,
+    Budget,
+    Objective,
+    Resources,
+    SamplerSpec,
+    SchedulerSpec,
+    SweepSpace,
+)
+from search_spaces.trainer_hook import OverrideCheck
+
+__all__ = [
+    "SPACES_DIR",
+    "STEPS_KEY",
+    "BaseSpec",
+    "Budget",
+    "ChoiceParam",
+    "Constraint",
+    "FixedParam",
+    "FloatParam",
+    "IntParam",
+    "LinearParam",
+    "Objective",
+    "OverrideCheck",
+    "Resources",
+    "SamplerSpec",
+    "SchedulerSpec",
+    "SpaceError",
+    "StagesParam",
+    "SweepSpace",
+    "example_spaces",
+    "load_space",
+]

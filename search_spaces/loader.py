@@ -1,0 +1,68 @@
+"""Loading a space file: find it (a path or a shipped space's name), read it as plain YAML data
+with the line of every key, validate it, and raise every problem at once as a `SpaceError`.
+
+Nothing in a space file is executed: YAML is loaded as plain data (tags such as
+`!!python/object` are rejected) and constraint expressions are interpreted, never `eval`-ed.
+This package imports none of trainer/orchestrator/analysis. Keys are checked here only for
+syntax; pass `check_overrides` (e.g. `trainer.config.load_config`, called as
+`check(base_config, overrides)`) to have the trainer validate them too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from search_spaces.report import Report, SpaceError, did_you_mean, show_path
+from search_spaces.schema import SweepSpace
+from search_spaces.trainer_hook import OverrideCheck, two_argument
+from search_spaces.validation import check_with_trainer, validate
+from search_spaces.yaml_data import YamlProblem, load_with_lines
+
+SPACES_DIR = Path(__file__).parent
+
+
+def example_spaces() -> dict[str, Path]:
+    """The spaces shipped in this package, by name (file stem)."""
+    return {p.stem: p for p in sorted(SPACES_DIR.glob("*.yaml"))}
+
+
+def load_space(path: str | Path, check_overrides: OverrideCheck | None = None) -> SweepSpace:
+    """Read and validate a space file (or the name of a shipped space, e.g. 'smoke').
+
+    Everything is checked before anything starts and all problems found are reported together
+    in one SpaceError. With `check_overrides` (e.g. `trainer.config.load_config`), the base
+    overrides and each param at its extremes and at each choice are also validated by the
+    trainer, and `violations()` asks it about every proposal.
+    """
+    file = _find(path)
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpaceError([f"{file}:1: (file): cannot be read ({e}); expected a UTF-8 YAML file"]) from None
+    try:
+        data, lines = load_with_lines(text)
+    except YamlProblem as e:
+        raise SpaceError([f"{file}:{line}: {show_path(p)}: {msg}" for p, line, msg in e.problems]) from None
+    report = Report(file, lines)
+    space = validate(report, data)
+    if space is not None and check_overrides is not None:
+        hook = two_argument(check_overrides)
+        check_with_trainer(report, space, hook)
+        space._check = hook
+    report.raise_if_any()
+    assert space is not None
+    return space
+
+
+def _find(path: str | Path) -> Path:
+    p = Path(path).expanduser()
+    if p.is_file():
+        return p
+    shipped = example_spaces()
+    name = p.stem if p.suffix in (".yaml", ".yml") and len(p.parts) == 1 else str(path)
+    if name in shipped:
+        return shipped[name]
+    hint = did_you_mean(name, list(shipped))
+    raise SpaceError(
+        [f"{path}:1: (file): no such file; expected a space file or a shipped space ({', '.join(shipped)}){hint}"]
+    )

@@ -1,0 +1,261 @@
+"""The schema of a sweep space: its sections and `SweepSpace`, which asks Optuna for proposals,
+turns each into trainer overrides and says which cannot run. `load_space` builds one.
+
+Grammar (every top-level key except `base`, `params` and `budget` is optional)::
+
+    name: lr_proxy                 # sweep name (Optuna study, MLflow experiment); default: file stem
+    description: free text
+
+    base:
+      config: gpt2_124m            # a trainer preset name, or a YAML path relative to this file
+      set:                         # fixed trainer overrides, dotted key -> any YAML value
+        data.val_tokens: 1048576
+        schedule.seq_len: [{until: 1.0, tokens: 32768}]
+
+    params:                        # dotted trainer key -> distribution (one per key)
+      optim.muon_lr:  {float: [0.02, 0.1], log: true}       # float, uniform or log; optional step
+      optim.adam_lr:  {float: [0.003, 0.02], log: true}
+      schedule.lr.warmup_frac: {float: [0.0, 0.1]}
+      schedule.lr.cooldown_frac: {float: [0.2, 0.7], step: 0.05}
+      eval.every:     {int: [25, 100], step: 25}            # int, optional step / log
+      optim.adam_betas: {choice: [[0.8, 0.95], [0.9, 0.95]]}  # any YAML values
+      model.x0_mix:   {fixed: true}                         # a constant (a bare scalar or list too)
+      schedule.window:                                      # schedule family: linear(start, end)
+        linear: {start: 0, end: {int: [1024, 2304], step: 128}}
+      schedule.batch:                                       # schedule family: a stage list
+        stages:
+          - {until: {float: [0.2, 0.5]}, tokens: {choice: [131072, 196608]}}
+          - {until: 1.0, tokens: 262144}                   # the last stage ends at until: 1.0
+      # {stages: [...], kind: stages} gives the window form {kind: stages, stages: [...]}
+
+    constraints:                   # a proposal that breaks one is rejected (reported as infeasible)
+      - divisible: {key: schedule.batch, by: [world_size, schedule.seq_len]}
+      - expr: "schedule.lr.warmup_frac + schedule.lr.cooldown_frac <= 1"
+        message: warmup and cooldown must fit in the run     # optional
+      - "optim.adam_lr <= optim.muon_lr"                    # a bare string is an expr
+      - "schedule.batch[0].tokens <= schedule.batch[1].tokens"  # stage numbers by index
+
+    objective: {metric: final_val_loss, target: 3.28, direction: minimize}
+                                   # metric: final_val_loss | time_to_target | steps_to_target
+    budget: {trials: 24, steps: 300, time_s: 900}
+                                   # steps -> schedule.num_iterations; time_s: per-trial limit
+    sampler: {name: tpe, seed: 0, startup_trials: 8}       # tpe | random | grid | cmaes | qmc
+    scheduler: {name: asha, grace: 0.5, reduction_factor: 2, max_t: 1.0}   # or none
+                                   # grace / max_t: fractions of each trial's own schedule
+    resources: {gpus: 1, cpus: 8}  # per trial; world_size = max(gpus, 1)
+
+`sampler`, `scheduler` and `objective` also take a bare name (`sampler: random`).
+
+Searched numbers are named after where their value goes: `optim.muon_lr`, `schedule.window.end`,
+`schedule.batch.0.until`, `schedule.window.stages.1.tokens` (window stages). A stage list's
+`until` values must strictly increase; the last is fixed at 1.0, the others lie in (0, 1). A
+proposal whose sampled `until`s do not increase is reported by `violations()`, never crashed on.
+
+Constraints use a small expression grammar (see `search_spaces.expressions`): numbers, dotted
+keys the space sets (base.set, params or budget.steps), `world_size`, arithmetic, comparisons,
+and/or/not, min/max/abs. Keys whose value is a stage list are checked at every stage boundary.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from search_spaces.constraints import Constraint, proposal_tree, stage_problems
+from search_spaces.params import FixedParam, Param
+from search_spaces.trainer_hook import hook_message
+from search_spaces.yaml_data import to_yaml
+
+STEPS_KEY = "schedule.num_iterations"  # budget.steps sets this trainer key
+
+
+# ---------------------------------------------------------------------------------------
+# The sections
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class BaseSpec(_Section):
+    """What every trial starts from: a trainer preset or config file, then fixed overrides."""
+
+    config: str  # a preset name, or an absolute path once loaded
+    set: dict[str, Any] = {}
+
+
+class Objective(_Section):
+    """What the sweep minimises, from each trial's val events."""
+
+    metric: Literal["final_val_loss", "time_to_target", "steps_to_target"] = "final_val_loss"
+    target: float = Field(3.28, gt=0)  # val loss that time_to_target / steps_to_target wait for
+    direction: Literal["minimize"] = "minimize"
+
+    @field_validator("direction", mode="before")
+    @classmethod
+    def _spelling(cls, v: Any) -> Any:
+        return "minimize" if v == "minimise" else v
+
+
+class Budget(_Section):
+    trials: int = Field(ge=1)
+    steps: int | None = Field(None, ge=1)  # -> schedule.num_iterations
+    time_s: float | None = Field(None, gt=0)  # wall-clock limit per trial, enforced by the driver
+
+
+class SamplerSpec(_Section):
+    name: Literal["tpe", "random", "grid", "cmaes", "qmc"] = "tpe"
+    seed: int | None = None
+    startup_trials: int | None = Field(None, ge=0)  # tpe / cmaes: random trials before the model
+
+
+class SchedulerSpec(_Section):
+    """ASHA early stopping; `grace` and `max_t` are fractions of each trial's own schedule."""
+
+    name: Literal["none", "asha"] = "none"
+    grace: float = Field(0.5, gt=0, le=1)
+    reduction_factor: float = Field(2.0, gt=1)
+    max_t: float = Field(1.0, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SchedulerSpec:
+        if self.name == "none":
+            given = sorted(self.model_fields_set - {"name"})
+            if given:
+                raise ValueError(f"{', '.join(given)} only apply to asha; expected name: asha, or no settings")
+        if self.grace > self.max_t:
+            raise ValueError(f"grace {self.grace} exceeds max_t {self.max_t}; expected grace <= max_t")
+        return self
+
+
+class Resources(_Section):
+    gpus: int = Field(0, ge=0)  # per trial, all on one node; >1 runs torchrun
+    cpus: float = Field(1.0, gt=0)
+
+    @property
+    def world_size(self) -> int:
+        return max(self.gpus, 1)
+
+
+# ---------------------------------------------------------------------------------------
+# The space
+
+
+class SweepSpace(BaseModel):
+    """A validated sweep space. Build it with `load_space`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    source: Path | None = None  # the space file
+    base: BaseSpec
+    params: dict[str, Param]
+    constraints: list[Constraint] = []
+    objective: Objective = Objective()
+    budget: Budget
+    sampler: SamplerSpec = SamplerSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    resources: Resources = Resources()
+
+    _check: Callable[[str, list[str]], object] | None = PrivateAttr(default=None)
+
+    # --- Optuna ------------------------------------------------------------------------
+
+    def leaves(self) -> list[tuple[str, Any]]:
+        """(name, distribution) of every number in `params`, searched or fixed, in file order."""
+        out: list[tuple[str, Any]] = []
+        for key, p in self.params.items():
+            out += p.leaves(key)
+        return out
+
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        """The Optuna distribution of every searched number, by name (for enqueue/add_trial)."""
+        return {name: leaf.distribution() for name, leaf in self.leaves() if leaf.searched}
+
+    def define_by_run(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Suggest every searched number on `trial` (an Optuna trial or Ray Tune's captor of
+        one); return the constant params ({key: value} of each `fixed` param)."""
+        for name, leaf in self.leaves():
+            if leaf.searched:
+                leaf.suggest(trial, name)
+        return {key: p.value for key, p in self.params.items() if isinstance(p, FixedParam)}
+
+    def make_sampler(self) -> optuna.samplers.BaseSampler:
+        """The Optuna sampler the space asks for, seeded with `sampler.seed`."""
+        s = self.sampler
+        if s.name == "tpe":
+            startup = 10 if s.startup_trials is None else s.startup_trials
+            return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=startup)
+        if s.name == "random":
+            return optuna.samplers.RandomSampler(seed=s.seed)
+        if s.name == "grid":
+            return optuna.samplers.GridSampler(self._grid(), seed=s.seed)
+        if s.name == "cmaes":
+            startup = 1 if s.startup_trials is None else s.startup_trials
+            return optuna.samplers.CmaEsSampler(seed=s.seed, n_startup_trials=startup)
+        with warnings.catch_warnings():  # "QMCSampler is experimental": chosen on purpose here
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=s.seed)
+
+    def _grid(self) -> dict[str, list[Any]]:
+        grid: dict[str, list[Any]] = {}
+        for name, leaf in self.leaves():
+            if leaf.searched:
+                values = leaf.grid()
+                if values is None:
+                    raise ValueError(f"'{name}' has no finite grid")
+                grid[name] = values
+        return grid
+
+    # --- Trainer overrides -------------------------------------------------------------
+
+    def base_overrides(self) -> list[str]:
+        """`base.set` and `budget.steps` as trainer `KEY=VALUE` overrides."""
+        out = [f"{k}={to_yaml(v)}" for k, v in self.base.set.items()]
+        if self.budget.steps is not None:
+            out.append(f"{STEPS_KEY}={self.budget.steps}")
+        return out
+
+    def overrides(self, params: dict[str, Any]) -> list[str]:
+        """The trainer `KEY=VALUE` overrides of one trial: base overrides, then every param in
+        file order (fixed ones from the space, searched ones from `params`, which holds what
+        `define_by_run` suggested, keyed by name; other keys are ignored). Schedule families
+        become one YAML value each. Raises ValueError when a searched name is missing."""
+        values: dict[str, Any] = {}
+        for name, leaf in self.leaves():
+            if not leaf.searched:
+                values[name] = leaf.value
+            elif name not in params:
+                raise ValueError(f"no value for '{name}'; expected every name define_by_run suggested")
+            else:
+                values[name] = leaf.coerce(params[name])
+        return self._overrides_of(values)
+
+    def _overrides_of(self, values: dict[str, Any]) -> list[str]:
+        out = self.base_overrides()
+        for key, p in self.params.items():
+            out.append(f"{key}={to_yaml(p.assemble(values, key))}")
+        return out
+
+    def violations(self, overrides: list[str]) -> list[str]:
+        """Why one proposal (its trainer overrides) cannot run; empty when it can. Checks stage
+        lists (increasing `until`s ending at 1.0), the constraints, and then, if `load_space`
+        was given `check_overrides`, the trainer's own validation. Never raises on bad values."""
+        tree, problems = proposal_tree(overrides)
+        problems += stage_problems(tree, "")
+        for c in self.constraints:
+            problem = c.check(tree, self.resources.world_size)
+            if problem:
+                problems.append(problem)
+        if not problems and self._check is not None:
+            try:
+                self._check(self.base.config, list(overrides))
+            except Exception as e:  # the hook's own error type (InputError, pydantic, ...)
+                problems.append(f"the trainer rejects this proposal: {hook_message(e, overrides)}")
+        return problems

@@ -1,0 +1,373 @@
+"""Validation of a loaded space document: every section, the constraints, the checks across
+sections and, given the hook, the trainer's own checks. Each problem is reported at the line of
+its key path, and validation goes on, so one run lists every problem in the file."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from search_spaces import expressions as ex
+from search_spaces.constraints import WORLD_SIZE, Constraint, is_dotted_key, proposal_tree
+from search_spaces.param_validation import read_params
+from search_spaces.params import representative_values
+from search_spaces.report import Report, did_you_mean
+from search_spaces.schema import (
+    STEPS_KEY,
+    BaseSpec,
+    Budget,
+    Objective,
+    Resources,
+    SamplerSpec,
+    SchedulerSpec,
+    SweepSpace,
+)
+from search_spaces.trainer_hook import hook_message
+from search_spaces.yaml_data import Path_, to_yaml
+
+_TOP = (
+    "name", "description", "base", "params", "constraints", "objective", "budget", "sampler", "scheduler", "resources"
+)
+_REQUIRED = ("base", "params", "budget")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_GRID = 100_000
+
+
+# ---------------------------------------------------------------------------------------
+# Sections
+
+
+def _section(report: Report, model: type[BaseModel], raw: Any, path: Path_) -> Any:
+    """`raw` validated as `model`; None, with each of pydantic's errors reported, when it is not."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        for err in e.errors():
+            _report_pydantic(report, model, err, path)
+        return None
+
+
+def _report_pydantic(report: Report, model: type[BaseModel], err: Any, path: Path_) -> None:
+    """One of pydantic's errors, reworded as `got X; expected Y` at its key path."""
+    loc = path + tuple(err["loc"])
+    got = err.get("input")
+    if err["type"] == "extra_forbidden":
+        known = list(model.model_fields)
+        report.unknown_key(loc, known, f"one of {', '.join(known)}")
+    elif err["type"] == "missing":
+        report.error(loc[:-1], f"missing key '{loc[-1]}'; it is required")
+    elif err["type"] == "literal_error":
+        options = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
+        hint = did_you_mean(got, options)
+        report.error(loc, f"got {got!r}; expected one of {', '.join(options)}{hint}")
+    else:
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        msg = msg.removeprefix("Input should be ")
+        shown = f"got {got!r}; expected " if not isinstance(got, dict) else ""
+        report.error(loc, f"{shown}{msg}")
+
+
+def validate(report: Report, data: Any) -> SweepSpace | None:
+    """The space a loaded document describes; None when any section is wrong (all reported)."""
+    if not isinstance(data, dict):
+        kind = "an empty file" if data is None else f"a {type(data).__name__}"
+        report.error((), f"got {kind}; expected a mapping with keys {', '.join(_REQUIRED)} (and optionally others)")
+        return None
+    for key in data:
+        if key not in _TOP:
+            report.unknown_key((key,), _TOP, f"one of {', '.join(_TOP)}")
+    for key in _REQUIRED:
+        if key not in data:
+            report.error((), f"missing key '{key}'; it is required")
+    n_errors = len(report.errors)
+
+    name = data.get("name", report.file.stem)
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        report.error(("name",), f"got {name!r}; expected letters, digits, '_', '.' or '-' (it names the study)")
+    description = data.get("description", "") or ""
+    if not isinstance(description, str):
+        report.error(("description",), f"got {description!r}; expected text")
+    base = _base(report, data["base"]) if "base" in data else None
+    params = read_params(report, data["params"]) if "params" in data else None
+    constraints = _constraints(report, data.get("constraints"))
+    objective = _named(report, Objective, data.get("objective"), ("objective",), "metric")
+    budget = _named(report, Budget, data["budget"], ("budget",), None) if "budget" in data else None
+    sampler = _named(report, SamplerSpec, data.get("sampler"), ("sampler",), "name")
+    scheduler = _named(report, SchedulerSpec, data.get("scheduler"), ("scheduler",), "name")
+    resources = _named(report, Resources, data.get("resources"), ("resources",), None)
+    sections = (base, params, constraints, objective, budget, sampler, scheduler, resources)
+    if len(report.errors) > n_errors or any(s is None for s in sections):
+        return None
+    space = SweepSpace(
+        name=name,
+        description=description,
+        source=report.file.resolve(),
+        base=base,
+        params=params,
+        constraints=constraints,
+        objective=objective,
+        budget=budget,
+        sampler=sampler,
+        scheduler=scheduler,
+        resources=resources,
+    )
+    _cross_checks(report, space)
+    return space
+
+
+def _named(report: Report, model: type[BaseModel], raw: Any, path: Path_, short: str | None) -> Any:
+    """A section given as a mapping, as a bare name (`sampler: tpe`), or left out."""
+    if raw is None:
+        raw = {}
+    elif isinstance(raw, str) and short is not None:
+        raw = {short: raw}
+    elif not isinstance(raw, dict):
+        report.error(path, f"got {raw!r}; expected a mapping" + (f" or a {short}" if short else ""))
+        return None
+    return _section(report, model, raw, path)
+
+
+def _base(report: Report, raw: Any) -> BaseSpec | None:
+    path: Path_ = ("base",)
+    if isinstance(raw, str):  # `base: tiny` means a preset with no overrides
+        raw = {"config": raw}
+    if not isinstance(raw, dict):
+        report.error(path, f"got {raw!r}; expected a mapping with 'config' (a preset or a config path) and 'set'")
+        return None
+    base = _section(report, BaseSpec, raw, path)
+    if base is None:
+        return None
+    ok = True
+    for key in base.set:
+        if not is_dotted_key(key):
+            report.error(
+                path + ("set", key),
+                f"'{key}' is not a dotted trainer key; expected names joined by dots, e.g. data.val_tokens",
+            )
+            ok = False
+    config = base.config
+    if "/" in config or config.endswith((".yaml", ".yml")) or config.startswith("~"):
+        given = Path(config).expanduser()
+        candidates = [given] if given.is_absolute() else [report.file.parent / given, given]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            report.error(
+                path + ("config",),
+                f"no such config file '{config}' (looked in {', '.join(str(c) for c in candidates)}); "
+                "expected a preset name (e.g. tiny, gpt2_124m) or a YAML path relative to this space file",
+            )
+            return None
+        base = BaseSpec(config=str(found.resolve()), set=base.set)
+    return base if ok else None
+
+
+def _constraints(report: Report, raw: Any) -> list[Constraint] | None:
+    path: Path_ = ("constraints",)
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        report.error(path, f"got {raw!r}; expected a list of constraints (divisible: ..., expr: ...)")
+        return None
+    out: list[Constraint] = []
+    ok = True
+    for i, item in enumerate(raw):
+        c = _constraint(report, item, path + (i,))
+        if c is None:
+            ok = False
+        else:
+            out.append(c)
+    return out if ok else None
+
+
+def _constraint(report: Report, item: Any, path: Path_) -> Constraint | None:
+    where = f"{report.file}:{report.line(path)}"
+    if isinstance(item, str):
+        item = {"expr": item}
+    if not isinstance(item, dict):
+        report.error(path, f"got {item!r}; expected {{divisible: {{key: K, by: [...]}}}} or {{expr: \"...\"}}")
+        return None
+    kinds = [k for k in ("divisible", "expr") if k in item]
+    for k in item:
+        if k not in ("divisible", "expr", "message"):
+            report.unknown_key(path + (k,), ("divisible", "expr", "message"), "divisible or expr (and message)")
+            return None
+    if len(kinds) != 1:
+        report.error(path, "expected exactly one of divisible, expr")
+        return None
+    message = item.get("message")
+    if message is not None and not isinstance(message, str):
+        report.error(path + ("message",), f"got {message!r}; expected text")
+        return None
+    if kinds[0] == "expr":
+        text = item["expr"]
+        try:
+            ex.parse(text)
+        except ex.ExpressionError as e:
+            report.error(path + ("expr",), f"{e}")
+            return None
+        return Constraint(kind="expr", expr=text, message=message, where=where)
+    body, p = item["divisible"], path + ("divisible",)
+    if not isinstance(body, dict) or set(body) != {"key", "by"}:
+        report.error(p, f"got {body!r}; expected {{key: <dotted key>, by: [world_size, <key or integer>, ...]}}")
+        return None
+    key, by = body["key"], body["by"]
+    by = by if isinstance(by, list) else [by]
+    if not is_dotted_key(key):
+        report.error(p + ("key",), f"got {key!r}; expected a dotted trainer key")
+        return None
+    for j, b in enumerate(by):
+        bad = isinstance(b, bool) or not isinstance(b, (int, str))
+        if not bad and isinstance(b, str):
+            try:
+                ex.parse(b)
+            except ex.ExpressionError:
+                bad = True
+        if bad:
+            report.error(p + ("by", j), f"got {b!r}; expected world_size, a dotted key, an integer or an expression")
+            return None
+    return Constraint(kind="divisible", key=key, by=by, message=message, where=where)
+
+
+# ---------------------------------------------------------------------------------------
+# Checks across sections
+
+
+def _cross_checks(report: Report, space: SweepSpace) -> None:
+    _overlaps(report, space)
+    if space.sampler.name == "grid":
+        _grid_checks(report, space)
+    needs = {"cmaes": "cmaes", "qmc": "scipy"}.get(space.sampler.name)
+    if needs and importlib.util.find_spec(needs) is None:
+        report.error(
+            ("sampler",),
+            f"the {space.sampler.name} sampler needs the '{needs}' package, which is not installed; "
+            f"expected `pip install {needs}` or another sampler",
+        )
+    _constraint_keys(report, space)
+
+
+def _fixed_keys(space: SweepSpace) -> list[tuple[str, Path_]]:
+    """The trainer keys of `base_overrides()`, in its order, each with its path in the file."""
+    keys: list[tuple[str, Path_]] = [(k, ("base", "set", k)) for k in space.base.set]
+    if space.budget.steps is not None:
+        keys.append((STEPS_KEY, ("budget", "steps")))
+    return keys
+
+
+def _set_keys(space: SweepSpace) -> list[tuple[str, Path_]]:
+    """Every trainer key the space sets, each with its path in the file."""
+    return _fixed_keys(space) + [(k, ("params", k)) for k in space.params]
+
+
+def _overlaps(report: Report, space: SweepSpace) -> None:
+    keys = _set_keys(space)
+    for j, (b, pb) in enumerate(keys):
+        for a, pa in keys[:j]:
+            if a == b or a.startswith(b + ".") or b.startswith(a + "."):
+                report.error(
+                    pb,
+                    f"'{b}' overlaps '{a}' (line {report.line(pa)}); expected each trainer key set in one place",
+                )
+                break
+
+
+def _grid_checks(report: Report, space: SweepSpace) -> None:
+    size = 1
+    for key, p in space.params.items():
+        for name, leaf in p.leaves(key):
+            if leaf.searched and leaf.grid() is None:
+                report.error(
+                    ("params", key),
+                    f"'{name}' is a continuous float; the grid sampler needs finite values: expected {{choice: "
+                    f"[...]}}, {{int: [lo, hi], step: k}}, {{float: [lo, hi], step: s}} or {{fixed: v}}",
+                )
+                size = 0
+            elif leaf.searched:
+                size *= len(leaf.grid())
+    if size > MAX_GRID:
+        report.error(("sampler",), f"the grid has {size} points; expected at most {MAX_GRID}")
+    elif size and space.budget.trials > size:
+        report.error(
+            ("budget", "trials"),
+            f"{space.budget.trials} trials exceed the grid's {size} points; expected trials <= {size}",
+        )
+
+
+def _constraint_keys(report: Report, space: SweepSpace) -> None:
+    set_keys = [k for k, _ in _set_keys(space)]
+    searched = [name for name, leaf in space.leaves() if leaf.searched]
+    for i, c in enumerate(space.constraints):
+        path: Path_ = ("constraints", i)
+        unknown = [
+            n for n in c.keys() if n != WORLD_SIZE and not any(n == k or n.startswith(k + ".") for k in set_keys)
+        ]
+        for n in unknown:
+            report.error(
+                path,
+                f"reads '{n}', which this space does not set; expected world_size or a key set in base.set, "
+                f"params or budget.steps (a preset's own values are not visible here: add the key to base.set)"
+                f"{did_you_mean(n, [*set_keys, WORLD_SIZE])}",
+            )
+        if unknown:
+            continue
+        free = [
+            n for n in c.keys() if any(s == n or s.startswith(n + ".") or n.startswith(s + ".") for s in searched)
+        ]
+        if not free:  # every value it reads is fixed: it holds for all proposals or for none
+            tree, _ = proposal_tree(space._overrides_of(representative_values(space.params, 0)))
+            problem = c.check(tree, space.resources.world_size)
+            if problem:
+                report.error(
+                    path,
+                    f"every proposal breaks it: {problem.split(': ', 1)[-1]}; "
+                    "expected a constraint the fixed values satisfy",
+                )
+
+
+# ---------------------------------------------------------------------------------------
+# The trainer's own checks, through the hook
+
+
+def check_with_trainer(report: Report, space: SweepSpace, check: Callable[[str, list[str]], object]) -> None:
+    """Ask the trainer (through the hook) about the base config, each base override, then each
+    param at its low and high ends and at each choice, unless the space already has errors."""
+    if report.errors:
+        return
+    config = space.base.config
+
+    def rejects(overrides: list[str]) -> str | None:
+        try:
+            check(config, overrides)
+        except Exception as e:  # whatever the hook raises for bad input
+            return hook_message(e, overrides)
+        return None
+
+    problem = rejects([])
+    if problem:
+        report.error(("base", "config"), f"the trainer rejects config '{space.base.config}': {problem}")
+        return
+    base: list[str] = []  # the base overrides the trainer accepts, each on its own
+    for item, (_, path) in zip(space.base_overrides(), _fixed_keys(space)):
+        problem = rejects([item])
+        if problem:
+            report.error(path, f"the trainer rejects '{item}': {problem}")
+        else:
+            base.append(item)
+    if not report.errors:
+        problem = rejects(base)
+        if problem:
+            report.error(("base", "set"), f"the trainer rejects these overrides together: {problem}")
+            return
+    for key, p in space.params.items():
+        for k in range(max(len(leaf.reps()) for _, leaf in p.leaves(key))):
+            values = representative_values(space.params, k)
+            item = f"{key}={to_yaml(p.assemble(values, key))}"
+            problem = rejects([*base, item])
+            if problem:
+                report.error(("params", key), f"the trainer rejects '{item}': {problem}")
+                break
