@@ -127,13 +127,13 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> TrainerRun:
 
 
 @pytest.mark.slow
-def test_tiny_preset_lowers_val_loss_by_3_nats_within_2_minutes(tmp_path: Path) -> None:
+def test_tiny_preset_lowers_val_loss_by_3_nats_in_its_60_steps(tmp_path: Path) -> None:
+    # its wall time (about 40 s on 2 idle cores) is a benchmark: docs/benchmarks.md
     run = run_trainer("--config", "tiny", events=tmp_path / "events.jsonl")  # as shipped: 60 steps, the fixture
     assert run.returncode == 0, run.stderr
     val = run.val_losses()
     assert sorted(val) == [0, 20, 40, 60]
     assert val[0] - val[60] >= 3.0, val
-    assert run.end["train_time_ms"] < 120_000  # an upper bound on 2 cores, not a benchmark
 
 
 @pytest.mark.slow
