@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli_data import data_app
-from orchestrator.errors import exit_on_input_error
+from orchestrator.errors import INPUT_ERROR_EXIT_CODE, exit_on_input_error
 
 app = typer.Typer(
-    help="Sweeps, ablations and record attempts for the NanoGPT speedrun.\n\nExample: speedrun train --config tiny",
+    help="Sweeps, ablations and record attempts for the NanoGPT speedrun.\n\nExample: speedrun train --config tiny; speedrun sweep smoke",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -53,6 +53,39 @@ def train(
     from trainer.__main__ import main
 
     raise typer.Exit(main(argv))
+
+
+@app.command()
+def sweep(
+    space: Annotated[str, typer.Argument(help="Space YAML file, or a shipped space's name (smoke, lr, ...).")],
+    name: Annotated[str | None, typer.Option(help="Sweep name: the Optuna study and MLflow experiment. Default: the space's name.")] = None,
+    trials: Annotated[int | None, typer.Option(help="Number of trials. Default: budget.trials of the space.")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join (auto, or HEAD_IP:6379), from a node of that cluster. Default: a local Ray.")] = None,
+    gpus_per_trial: Annotated[int | None, typer.Option(help="GPUs per trial, all on one node; >1 runs torchrun. Default: resources.gpus.")] = None,
+    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "sqlite:///mlflow.db",
+    storage: Annotated[str, typer.Option(help="Optuna storage URL (SQLAlchemy).")] = "sqlite:///optuna.db",
+) -> None:
+    """Run a hyperparameter sweep: Optuna proposes, Ray Tune runs trainer trials, MLflow records.
+
+    The space is validated first: an invalid one exits 2 before anything starts. Each trial is one trainer run; its val events stream to Tune (and to ASHA when the space asks for it). Every trial lands in MLflow as a nested run under the sweep's run, the Optuna study is stored under the sweep's name, and the best trial's config is written to sweeps/NAME/best.yaml. Exit code 0 when at least one trial completed, 1 when none did, 130 when interrupted (Ctrl-C stops the running trials cleanly).
+
+    Example: speedrun sweep smoke    (CPU, tiny trials; then: mlflow ui --backend-store-uri sqlite:///mlflow.db)
+    """
+    from search_spaces import SpaceError
+
+    from orchestrator.sweep import SweepOptions, prepare_space, run_sweep
+
+    options = SweepOptions(name=name, trials=trials, address=address, gpus_per_trial=gpus_per_trial,
+                           tracking_uri=tracking_uri, storage=storage)
+    with exit_on_input_error():
+        try:
+            loaded = prepare_space(space, trials=trials, gpus_per_trial=gpus_per_trial)
+        except SpaceError as err:
+            for line in err.errors:
+                typer.echo(f"error: {line}", err=True)
+            raise typer.Exit(code=INPUT_ERROR_EXIT_CODE) from None
+        result = run_sweep(loaded, options)
+    raise typer.Exit(result.exit_code)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""Ray Tune's OptunaSearch, with trial outcomes told to Optuna as what they were.
+
+Stock OptunaSearch (ray 2.60) tells Optuna COMPLETE with the last result's metric, or FAIL
+only when the trainable raised, or PRUNED when the metric is missing; and it reports the
+metric at every Tune iteration as an intermediate value. Here trials never raise for a failed
+trainer (the sweep must go on), so the outcome travels as the result's `status`:
+
+  completed  -> COMPLETE, value = the objective (inf when a *_to_target run missed the target)
+  diverged   -> COMPLETE, value = inf (worst: samplers learn to avoid the region)
+  failed, rejected, errored trainable -> FAIL (no value; the reason is a user attribute)
+  stopped (time limit), pruned (ASHA)  -> PRUNED (Optuna keeps the last intermediate value)
+
+Intermediate values are the val losses keyed by trainer step. Each trial's Optuna number is
+added to its Tune config (`optuna_trial`) so the trainable and the tracking know it, and each
+Optuna trial gets user attributes `status`, `tune_trial_id` and `error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from orchestrator.outcome import (
+    COMPLETED,
+    DIVERGED,
+    OBJECTIVE,
+    PRUNED,
+    STOPPED,
+    TRIAL_NUMBER,
+    VAL_LOSS,
+    carries_val,
+    final_status,
+    finite,
+)
+
+logger = logging.getLogger(__name__)
+
+USER_ATTR_MAX = 2000  # characters of an error kept in the Optuna study
+
+
+def optuna_state(status: str) -> TrialState:
+    if status in (COMPLETED, DIVERGED):
+        return TrialState.COMPLETE
+    if status in (STOPPED, PRUNED):
+        return TrialState.PRUNED
+    return TrialState.FAIL
+
+
+class SweepSearch(OptunaSearch):
+    """OptunaSearch over a define-by-run space, storing the study in an RDB (see module doc)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._reported_steps: dict[str, set[int]] = {}
+        super().__init__(*args, **kwargs)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        config = super().suggest(trial_id)
+        if isinstance(config, dict):
+            config[TRIAL_NUMBER] = self._ot_trials[trial_id].number
+            self._ot_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        self._report(trial_id, result)
+
+    def _report(self, trial_id: str, result: dict[str, Any] | None) -> None:
+        """The result's val loss as the Optuna trial's intermediate value at its trainer step."""
+        if not result or not carries_val(result):
+            return
+        trial = self._ot_trials[trial_id]
+        reported = self._reported_steps.setdefault(trial_id, set())
+        if result["step"] not in reported:
+            reported.add(result["step"])
+            trial.report(float(result[VAL_LOSS]), result["step"])
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        status = final_status(result, error)
+        state = optuna_state(status)
+        value = None
+        if state == TrialState.COMPLETE:
+            value = (result or {}).get(OBJECTIVE)
+            value = float(value) if finite(value) else math.inf
+        try:
+            # Tune skips on_trial_result for a result its scheduler answers STOP: the val that
+            # got a trial pruned, and the last val event of a completed run (ASHA stops at max_t)
+            self._report(trial_id, result)
+            ot_trial.set_user_attr("status", status)
+            reason = (result or {}).get("error") or ("the trainable raised; see the Tune trial's error.txt" if error else "")
+            if reason:
+                ot_trial.set_user_attr("error", str(reason)[:USER_ATTR_MAX])
+            try:
+                self._ot_study.tell(ot_trial, value, state=state)
+            except RuntimeError as exc:
+                # GridSampler.after_trial calls study.stop() once the grid is used up, which
+                # raises outside study.optimize(); tell() has stored the trial by then (finally:)
+                if "Study.stop" not in str(exc):
+                    raise
+        except Exception as exc:  # a storage hiccup must not end the sweep
+            logger.warning("could not record trial %s in Optuna: %s", ot_trial.number, exc)
+        self._completed_trials.add(trial_id)

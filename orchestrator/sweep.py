@@ -1,0 +1,293 @@
+"""The sweep driver: validate the space, then Ray Tune's Tuner with Optuna proposing trials.
+
+    space  = prepare_space("smoke")                    # SpaceError before anything starts
+    result = run_sweep(space, SweepOptions(name="smoke"))
+
+Where things go (relative to `workdir`, the directory the sweep runs in):
+  mlflow.db / optuna.db            MLflow runs and the Optuna study (defaults; any MLflow
+                                   tracking URI or SQLAlchemy URL works)
+  sweeps/<name>/trials/trial_NNNN  each trial's events.jsonl, trainer.log, overrides.txt
+  sweeps/<name>/tune               Ray Tune's experiment directory
+  sweeps/<name>/best.yaml          the best trial's full trainer config
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from orchestrator.outcome import OBJECTIVE, PROGRESS, VAL_LOSS
+from orchestrator.records import TrialRecord, best_record
+from search_spaces import Budget, Resources, SweepSpace, load_space
+from trainer.config import load_config
+from trainer.errors import InputError
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_STORAGE = "sqlite:///optuna.db"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MAX_TRIAL_RETRIES = 1  # Tune re-runs a trial whose trainable raised (a lost worker), this many times
+
+
+class SweepSetupError(InputError):
+    """A sweep that cannot start (name taken, resources the cluster lacks); nothing was run."""
+
+
+@dataclass
+class SweepOptions:
+    name: str | None = None  # default: the space's name
+    trials: int | None = None  # default: budget.trials
+    address: str | None = None  # Ray cluster address; default: a local Ray
+    gpus_per_trial: int | None = None  # default: resources.gpus
+    tracking_uri: str = DEFAULT_TRACKING_URI
+    storage: str = DEFAULT_STORAGE
+    workdir: Path = field(default_factory=Path.cwd)
+
+
+@dataclass
+class SweepResult:
+    name: str
+    records: list[TrialRecord]
+    best: TrialRecord | None
+    best_config: Path | None
+    sweep_dir: Path
+    experiment_id: str
+    parent_run_id: str
+    complete: bool  # every requested trial finished (not interrupted)
+
+    @property
+    def exit_code(self) -> int:
+        """0: at least one trial completed; 1: none did; 130: interrupted (Ctrl-C)."""
+        if not self.complete:
+            return 130
+        return 0 if self.best is not None else 1
+
+
+def prepare_space(spec: str | Path, trials: int | None = None, gpus_per_trial: int | None = None) -> SweepSpace:
+    """Load and validate the space (raises SpaceError), with the command line's overrides."""
+    space = load_space(str(spec), check_overrides=load_config)
+    update: dict[str, Any] = {}
+    if trials is not None:
+        if trials < 1:
+            raise SweepSetupError(f"--trials {trials}: expected at least 1")
+        update["budget"] = Budget(trials=trials, steps=space.budget.steps, time_s=space.budget.time_s)
+    if gpus_per_trial is not None:
+        if gpus_per_trial < 0:
+            raise SweepSetupError(f"--gpus-per-trial {gpus_per_trial}: expected 0 or more")
+        # constraints read world_size = max(gpus, 1) from here, so they see the real rank count
+        update["resources"] = Resources(gpus=gpus_per_trial, cpus=space.resources.cpus)
+    return space.model_copy(update=update) if update else space
+
+
+def sweep_name(space: SweepSpace, name: str | None) -> str:
+    name = name or space.name
+    if not NAME_RE.match(name):
+        raise SweepSetupError(f"sweep name {name!r}: expected letters, digits, '.', '_' or '-' (it names a directory)")
+    return name
+
+
+def check_new(name: str, options: SweepOptions) -> None:
+    """Refuse to mix a new sweep into an existing study or experiment of the same name."""
+    from orchestrator.tracking import experiment_exists
+
+    try:
+        studies = optuna.study.get_all_study_names(storage=options.storage)
+    except Exception as exc:  # noqa: BLE001 - a bad URL, an unreachable server
+        raise SweepSetupError(f"--storage {options.storage}: cannot open the Optuna storage: {exc}") from None
+    where = []
+    if name in studies:
+        where.append(f"an Optuna study in {options.storage}")
+    try:
+        if experiment_exists(options.tracking_uri, name):
+            where.append(f"an MLflow experiment in {options.tracking_uri}")
+    except Exception as exc:  # noqa: BLE001
+        raise SweepSetupError(f"--tracking-uri {options.tracking_uri}: cannot open the MLflow store: {exc}") from None
+    if where:
+        raise SweepSetupError(
+            f"a sweep named '{name}' already exists ({' and '.join(where)}); "
+            "choose another with --name (continuing a sweep, --resume, is not available yet)"
+        )
+
+
+def concurrency(cluster: dict[str, float], cpus: float, gpus: int, trials: int) -> int:
+    """How many trials fit at once on the cluster's CPUs and GPUs (at least one must)."""
+    have_cpu, have_gpu = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
+    by_cpu = math.floor(have_cpu / cpus + 1e-9)
+    by_gpu = math.floor(have_gpu / gpus + 1e-9) if gpus else trials
+    if by_cpu < 1 or by_gpu < 1:
+        raise SweepSetupError(
+            f"each trial needs {cpus:g} CPU(s) and {gpus} GPU(s) (resources in the space, --gpus-per-trial); "
+            f"the Ray cluster has {have_cpu:g} CPU(s) and {have_gpu:g} GPU(s)"
+        )
+    return max(1, min(by_cpu, by_gpu, trials))
+
+
+def resolve_config(base: str, overrides: list[str]) -> tuple[dict[str, Any], str] | None:
+    try:
+        cfg = load_config(base, overrides)
+    except InputError:
+        return None
+    return cfg.model_dump(mode="json"), cfg.to_yaml()
+
+
+def _add_filter(logger: str, fn) -> None:
+    if fn not in logging.getLogger(logger).filters:
+        logging.getLogger(logger).addFilter(fn)
+
+
+def _no_token_notice(record: logging.LogRecord) -> bool:
+    """Ray 2.60 turns token authentication on for new local clusters and says so on every start."""
+    return not record.getMessage().startswith("Token authentication is enabled")
+
+
+def _no_restore_hint(record: logging.LogRecord) -> bool:
+    """Tune suggests `Tuner.restore(...)` after Ctrl-C; this driver's state lives in Optuna and
+    MLflow instead, and Tune's restore does not bring the searcher back reliably."""
+    return "Tuner.restore" not in record.getMessage()
+
+
+def init_ray(address: str | None) -> bool:
+    """Connect to (or start) Ray quietly; returns whether this call started the connection."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    _add_filter("ray._private.authentication.authentication_token_setup", _no_token_notice)
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,  # trainer output goes to each trial's trainer.log
+        configure_logging=True,
+    )
+    return True
+
+
+def run_sweep(space: SweepSpace, options: SweepOptions, console=None) -> SweepResult:
+    """Run the whole sweep; trials that fail, diverge or are rejected are recorded, not raised."""
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # JSON and CSV are added below
+    # Tune's newer console reporter prints its banner even at verbose=0; the legacy one is silent
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = sweep_name(space, options.name)
+    check_new(name, options)
+
+    import ray
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+
+    from orchestrator.callback import SweepCallback
+    from orchestrator.progress import SweepConsole, leaderboard_text
+    from orchestrator.search import SweepSearch
+    from orchestrator.tracking import SweepTracker
+    from orchestrator.trial import TrainerTrial
+
+    _add_filter("ray.tune.tune", _no_restore_hint)
+    workdir = Path(options.workdir).resolve()
+    sweep_dir = workdir / "sweeps" / name
+    trials_dir = sweep_dir / "trials"
+    trials_dir.mkdir(parents=True, exist_ok=True)
+    started_ray = init_ray(options.address)
+    tracker = None
+    try:
+        res, budget, metric = space.resources, space.budget, space.objective.metric
+        parallel = concurrency(ray.cluster_resources(), res.cpus, res.gpus, budget.trials)
+        view = SweepConsole(budget.trials, parallel, metric, console)
+        tracker = SweepTracker(
+            options.tracking_uri, name, description=space.description, space_file=space.source,
+            params={
+                "space": str(space.source) if space.source else "", "base_config": space.base.config,
+                "base_set": space.base.set, "trials": budget.trials, "steps": budget.steps, "time_s": budget.time_s,
+                "objective": metric, "target": space.objective.target, "sampler": space.sampler.model_dump(),
+                "scheduler": space.scheduler.model_dump(), "resources": res.model_dump(), "concurrency": parallel,
+                "optuna_storage": options.storage, "ray_address": options.address or "local",
+            },
+        )
+        view.print(
+            f"sweep [bold]{name}[/]: {budget.trials} trials of {space.base.config}, {parallel} at a time "
+            f"({res.cpus:g} CPU, {res.gpus} GPU each), minimising {metric}; "
+            f"MLflow {options.tracking_uri}, Optuna {options.storage}"
+        )
+        searcher = SweepSearch(
+            space=space.define_by_run, metric=OBJECTIVE, mode="min", sampler=space.make_sampler(),
+            storage=optuna.storages.RDBStorage(options.storage), study_name=name,
+        )
+        scheduler = None
+        if space.scheduler.name == "asha":
+            s = space.scheduler
+            if s.max_t < 1.0:
+                view.print(f"[yellow]warning:[/] scheduler.max_t = {s.max_t:g}: ASHA stops every trial at that fraction "
+                           "of its schedule, so none completes; use max_t: 1.0 to let the best run to the end")
+            scheduler = ASHAScheduler(
+                time_attr=PROGRESS, metric=VAL_LOSS, mode="min",
+                max_t=s.max_t, grace_period=s.grace, reduction_factor=s.reduction_factor,
+            )
+        callback = SweepCallback(
+            overrides_of=space.overrides, resolve=lambda ov: resolve_config(space.base.config, ov),
+            tracker=tracker, view=view,
+        )
+        trainable = tune.with_resources(
+            tune.with_parameters(TrainerTrial, space=space, workdir=str(workdir), trials_dir=str(trials_dir)),
+            tune.PlacementGroupFactory([{"CPU": res.cpus, "GPU": res.gpus}], strategy="STRICT_PACK"),
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=ConcurrencyLimiter(searcher, max_concurrent=parallel),
+                scheduler=scheduler, num_samples=budget.trials, reuse_actors=False,
+            ),
+            run_config=tune.RunConfig(
+                name="tune", storage_path=str(sweep_dir), verbose=0,
+                callbacks=[callback, JsonLoggerCallback(), CSVLoggerCallback()],  # not TensorBoard
+                failure_config=tune.FailureConfig(max_failures=MAX_TRIAL_RETRIES),
+                # a trial is a subprocess with its own checkpoints (runtime.checkpoint_every);
+                # Tune's default for class trainables would call save() at the end of each trial
+                checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
+            ),
+        )
+        tuner.fit()  # returns early, after stopping the running trials, on Ctrl-C
+
+        interrupted = callback.close_unfinished()
+        records = sorted(callback.records.values(), key=lambda r: (r.number is None, r.number or 0, r.tune_id))
+        best = best_record(records)
+        best_config = None
+        if best is not None:
+            best_config = sweep_dir / "best.yaml"
+            best_config.write_text(load_config(space.base.config, best.overrides).to_yaml())
+        complete = not interrupted and len(records) >= budget.trials
+        tracker.finish(metric, best, records, leaderboard_text(records, metric), best_config, complete)
+        result = SweepResult(name, records, best, best_config, sweep_dir, tracker.experiment_id, tracker.parent_id, complete)
+        _closing(view, result, space, options)
+        return result
+    except BaseException:
+        if tracker is not None:
+            tracker.fail()
+        raise
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _closing(view, result: SweepResult, space: SweepSpace, options: SweepOptions) -> None:
+    view.summary(result.records)
+    if not result.complete:
+        done = sum(r.status != "interrupted" for r in result.records)
+        view.print(f"[yellow]interrupted[/]: {done} of {space.budget.trials} trials finished")
+    metric = space.objective.metric
+    if result.best is None:
+        view.print(f"[red]no trial completed[/] in sweep {result.name}; see the errors above and sweeps/{result.name}/trials/")
+    else:
+        b = result.best
+        searched = [o for o in b.overrides if o not in space.base_overrides()]
+        view.print(f"best: trial {b.label}, {metric} = {b.objective:.6g} (final val loss {b.final_val_loss:.4f})")
+        view.print("  " + " ".join(f"--set {o}" for o in searched))
+        view.print(f"  config: {result.best_config}  (python -m trainer --config {result.best_config})")
+    view.print(f"MLflow: {options.tracking_uri}, experiment '{result.name}'; Optuna: {options.storage}, study '{result.name}'")

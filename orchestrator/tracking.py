@@ -1,0 +1,164 @@
+"""MLflow, written by the sweep driver only: one experiment per sweep, a parent run for the
+sweep and a nested run per trial (the `mlflow.parentRunId` tag, which is what
+`mlflow.start_run(nested=True)` sets; the explicit client is used because trials overlap in
+time, so there is no single "active run").
+
+Per trial: the full resolved trainer config flattened to dotted params, val_loss /
+train_time_ms / tokens / progress by trainer step, tags (status, optuna_trial, tune_trial_id,
+node, device, error), artifacts (config.yaml, trainer_log_tail.txt).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+
+from orchestrator.outcome import COMPLETED, OBJECTIVE, PROGRESS, RUNNING, VAL_LOSS, finite
+from orchestrator.records import TrialRecord
+
+PARENT_TAG = "mlflow.parentRunId"
+TAG_MAX = 5000  # characters of an error kept in a tag (MLflow's tag limit is larger; keep the UI readable)
+RUN_STATUS = {COMPLETED: "FINISHED", "stopped": "KILLED", "pruned": "KILLED", "interrupted": "KILLED"}  # others: FAILED
+
+for _name in ("mlflow", "alembic"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+    """A nested config as {dotted.key: value}: mappings and lists of mappings (stage lists) are
+    walked (`schedule.batch.0.tokens`), other lists are one JSON value."""
+    out: dict[str, str] = {}
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(tree, list) and tree and all(isinstance(v, dict) for v in tree):
+        for i, v in enumerate(tree):
+            out.update(flatten(v, f"{prefix}{i}."))
+    else:
+        out[prefix[:-1]] = json.dumps(tree) if isinstance(tree, (list, dict, bool)) or tree is None else str(tree)
+    return out
+
+
+def git_commit(path: Path) -> tuple[str | None, bool]:
+    """(commit, dirty) of the git checkout holding `path`, or (None, False)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=5)
+        if head.returncode:
+            return None, False
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=path, capture_output=True, text=True, timeout=10)
+        return head.stdout.strip(), bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, False
+
+
+def experiment_exists(tracking_uri: str, name: str) -> bool:
+    return MlflowClient(tracking_uri).get_experiment_by_name(name) is not None
+
+
+class SweepTracker:
+    """The sweep's MLflow experiment, its parent run and one child run per trial."""
+
+    def __init__(self, tracking_uri: str, name: str, params: dict[str, Any], space_file: Path | None, description: str = ""):
+        self.client = MlflowClient(tracking_uri)
+        self.tracking_uri = tracking_uri
+        self.experiment_id = self.client.create_experiment(name, tags={"speedrun.sweep": name})
+        commit, dirty = git_commit(Path(__file__).resolve().parent)
+        tags = {"speedrun.role": "sweep", "host": socket.gethostname()}
+        if commit:
+            tags.update({"git_commit": commit, "mlflow.source.git.commit": commit, "git_dirty": str(dirty).lower()})
+        if description:
+            tags["mlflow.note.content"] = description
+        self.parent_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+        self._log(self.parent_id, params=flatten(params))
+        if space_file is not None and space_file.is_file():
+            self.client.log_artifact(self.parent_id, str(space_file))
+        self.runs: dict[str, str] = {}  # tune trial id -> child run id
+
+    # --- trials --------------------------------------------------------------------------
+
+    def start_trial(self, rec: TrialRecord, config: dict[str, Any] | None, config_yaml: str | None) -> None:
+        if rec.tune_id in self.runs:  # a trial Tune retried: keep its one run
+            return
+        tags = {PARENT_TAG: self.parent_id, "status": RUNNING, "tune_trial_id": rec.tune_id}
+        if rec.number is not None:
+            tags["optuna_trial"] = str(rec.number)
+        name = f"trial_{rec.number:04d}" if rec.number is not None else rec.tune_id
+        run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+        self.runs[rec.tune_id] = run_id
+        params = flatten(config) if config is not None else {f"set.{o.partition('=')[0]}": o.partition("=")[2] for o in rec.overrides}
+        self._log(run_id, params=params)
+        if config_yaml is not None:
+            self.client.log_text(run_id, config_yaml, "config.yaml")
+
+    def log_result(self, rec: TrialRecord, result: dict[str, Any]) -> None:
+        """One val event's numbers (from a result that carries one) as metrics at its trainer step."""
+        run_id = self.runs.get(rec.tune_id)
+        step = result.get("step")
+        if run_id is None or not isinstance(step, int):
+            return
+        values = {k: result.get(k) for k in (VAL_LOSS, "train_time_ms", "tokens", PROGRESS)}
+        self._log(run_id, metrics={k: v for k, v in values.items() if finite(v)}, step=step)
+
+    def finish_trial(self, rec: TrialRecord) -> None:
+        run_id = self.runs.get(rec.tune_id)
+        if run_id is None:
+            return
+        last = rec.last
+        tags = {"status": rec.status}
+        for key, tag in (("hostname", "node"), ("node_ip", "node_ip"), ("device", "device"), ("world_size", "world_size")):
+            if last.get(key) is not None:
+                tags[tag] = str(last[key])
+        if rec.error:
+            tags["error"] = rec.error[:TAG_MAX]
+        metrics = {"wall_time_s": rec.duration_s}
+        if rec.status == COMPLETED:
+            metrics.update({OBJECTIVE: rec.objective, "final_val_loss": rec.final_val_loss})
+        self._log(run_id, metrics={k: v for k, v in metrics.items() if finite(v)}, tags=tags, step=last.get("step") or 0)
+        if rec.log_tail:
+            self.client.log_text(run_id, rec.log_tail, "trainer_log_tail.txt")
+        self.client.set_terminated(run_id, RUN_STATUS.get(rec.status, "FAILED"))
+
+    # --- the sweep -----------------------------------------------------------------------
+
+    def finish(self, metric: str, best: TrialRecord | None, records: list[TrialRecord], leaderboard: str,
+               best_config: Path | None, complete: bool) -> None:
+        counts: dict[str, int] = {}
+        for r in records:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        tags = {f"trials_{k}": str(v) for k, v in counts.items()}
+        metrics: dict[str, float] = {"trials": float(len(records))}
+        if best is not None:
+            metrics.update({f"best_{metric}": best.objective, "best_final_val_loss": best.final_val_loss})
+            tags.update({"best_trial": str(best.number), "best_run_id": self.runs.get(best.tune_id, "")})
+        self._log(self.parent_id, metrics={k: v for k, v in metrics.items() if finite(v)}, tags=tags)
+        self.client.log_text(self.parent_id, leaderboard, "leaderboard.txt")
+        if best_config is not None and best_config.is_file():
+            self.client.log_artifact(self.parent_id, str(best_config))
+        self.client.set_terminated(self.parent_id, "FINISHED" if complete else "KILLED")
+
+    def fail(self) -> None:
+        """The driver itself failed: close the parent and any open trial runs."""
+        for run_id in list(self.runs.values()) + [self.parent_id]:
+            try:
+                if self.client.get_run(run_id).info.status == "RUNNING":
+                    self.client.set_terminated(run_id, "FAILED")
+            except Exception:  # noqa: BLE001 - best effort while failing already
+                pass
+
+    def _log(self, run_id: str, params: dict[str, str] | None = None, metrics: dict[str, float] | None = None,
+             tags: dict[str, str] | None = None, step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
+            params=[Param(k, v) for k, v in (params or {}).items()],
+            tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+        )

@@ -1,0 +1,300 @@
+"""`speedrun sweep` end to end: real local Ray (one instance for the module), real MLflow and
+Optuna sqlite stores in a temporary working directory, real trainer subprocesses of the `tiny`
+preset (3 steps, validation on 2,048 tokens). No mocks.
+
+- a full small sweep lands every trial in MLflow (nested runs with val_loss by step, status,
+  Optuna number, the resolved config) and in the Optuna study, and writes the best config;
+- a trial that crashes (missing data file) and one that diverges (lr 1e6) are recorded as
+  failed / diverged, a proposal that breaks a constraint as rejected, and the sweep completes;
+- a malformed space exits 2 with file:line errors before anything starts;
+- the trainable's subprocess control: SIGTERM stops a running trainer cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import ray
+from mlflow import MlflowClient
+
+from orchestrator.event_tail import EventTail
+from orchestrator.launch import TrainerProcess, trainer_command
+from orchestrator.outcome import Objective
+from orchestrator.sweep import SweepOptions, SweepSetupError, init_ray, prepare_space, run_sweep
+from trainer.config import load_config
+
+pytestmark = [
+    pytest.mark.slow,
+    # raised inside MLflow's SQLAlchemy store (mlflow 3.17 on SQLAlchemy 2.1), not by this project
+    pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated"),
+]
+
+TINY = """\
+base:
+  config: tiny
+  set:
+    eval.every: 2
+    data.val_tokens: 2048
+"""
+
+
+def write_space(tmp_path: Path, text: str, name: str = "space.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module, started the way the CLI starts it; 2 CPUs, 1 per trial."""
+    started = init_ray(None)
+    yield
+    if started:
+        ray.shutdown()
+
+
+def child_runs(client: MlflowClient, name: str):
+    exp = client.get_experiment_by_name(name)
+    runs = client.search_runs([exp.experiment_id])
+    parent = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parent, children
+
+
+# ---------------------------------------------------------------------------------------
+# A full small sweep
+
+
+@pytest.fixture(scope="module")
+def small_sweep(local_ray, tmp_path_factory):
+    """3 trials of 3 steps, TPE over two learning rates, defaults for every store (the cwd)."""
+    work = tmp_path_factory.mktemp("sweep")
+    space_file = write_space(work, TINY + """\
+params:
+  optim.muon_lr: {float: [0.01, 0.1], log: true}
+  optim.adam_lr: {float: [0.002, 0.03], log: true}
+budget: {trials: 3, steps: 3}
+sampler: {name: tpe, seed: 0}
+resources: {gpus: 0, cpus: 1}
+""")
+    old = Path.cwd()
+    os.chdir(work)
+    try:
+        t0 = time.time()
+        result = run_sweep(prepare_space(space_file), SweepOptions(name="small"))
+        print(f"small sweep: {time.time() - t0:.1f} s")
+    finally:
+        os.chdir(old)
+    return work, space_file, result
+
+
+def test_small_sweep_lands_every_trial_in_mlflow_as_a_nested_run(small_sweep):
+    work, space_file, result = small_sweep
+    assert (work / "mlflow.db").is_file() and (work / "optuna.db").is_file()
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    parent, children = child_runs(client, "small")
+    assert len(parent) == 1 and len(children) == 3
+    parent = parent[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["space"] == str(space_file) and parent.data.params["base_config"] == "tiny"
+    assert "host" in parent.data.tags
+    assert "space.yaml" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+    assert sorted(int(c.data.tags["optuna_trial"]) for c in children) == [0, 1, 2]
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.tags["status"] == "completed" and child.info.status == "FINISHED"
+        history = client.get_metric_history(child.info.run_id, "val_loss")
+        assert [m.step for m in sorted(history, key=lambda m: m.step)] == [0, 2, 3]
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "train_time_ms")] != []
+        # the full resolved config, not only the searched keys
+        params = child.data.params
+        assert params["schedule.num_iterations"] == "3" and params["data.val_tokens"] == "2048"
+        assert params["model.num_layers"] == "6" and "optim.muon_lr" in params
+        assert "config.yaml" in [a.path for a in client.list_artifacts(child.info.run_id)]
+        last = max(history, key=lambda m: m.step)
+        assert child.data.metrics["objective"] == pytest.approx(last.value)  # final_val_loss
+
+
+def test_small_sweep_lands_every_trial_in_the_optuna_study(small_sweep):
+    work, _, result = small_sweep
+    study = optuna.load_study(study_name="small", storage=f"sqlite:///{work / 'optuna.db'}")
+    assert len(study.trials) == 3
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    by_number = {r.number: r for r in result.records}
+    for t in study.trials:
+        assert t.user_attrs["status"] == "completed"
+        assert t.value == pytest.approx(by_number[t.number].final_val_loss)
+        assert sorted(t.intermediate_values) == [0, 2, 3]
+        assert f"optim.muon_lr={t.params['optim.muon_lr']}" in by_number[t.number].overrides
+
+
+def test_small_sweep_writes_the_best_config(small_sweep):
+    work, _, result = small_sweep
+    best = result.best
+    assert best is not None and best.objective == min(r.objective for r in result.records)
+    assert result.best_config == work / "sweeps" / "small" / "best.yaml"
+    cfg = load_config(str(result.best_config))
+    assert cfg.optim.muon_lr == pytest.approx(best.params["optim.muon_lr"])
+    assert cfg.schedule.num_iterations == 3
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    parent = child_runs(client, "small")[0][0]
+    assert parent.data.metrics["best_final_val_loss"] == pytest.approx(best.objective)
+    assert parent.data.tags["best_trial"] == str(best.number)
+    for rec in result.records:
+        trial_dir = work / "sweeps" / "small" / "trials" / f"trial_{rec.number:04d}"
+        assert (trial_dir / "events.jsonl").is_file() and (trial_dir / "trainer.log").is_file()
+
+
+def test_a_second_sweep_of_the_same_name_is_refused_before_anything_runs(small_sweep, monkeypatch):
+    work, space_file, _ = small_sweep
+    monkeypatch.chdir(work)
+    with pytest.raises(SweepSetupError, match="already exists"):
+        run_sweep(prepare_space(space_file), SweepOptions(name="small"))
+    study = optuna.load_study(study_name="small", storage=f"sqlite:///{work / 'optuna.db'}")
+    assert len(study.trials) == 3
+
+
+# ---------------------------------------------------------------------------------------
+# Failing trials
+
+
+def test_crashing_diverging_and_rejected_trials_are_recorded_and_the_sweep_completes(local_ray, tmp_path, monkeypatch):
+    # a grid over every combination, so each outcome occurs whatever the order:
+    #   adam_lr 0.008 / 1e6 (diverges)  x  val files present / missing (the trainer fails at run time)
+    #   x muon_lr 0.05 / 0.5, where 0.5 breaks the space's constraint (rejected, never started)
+    space_file = write_space(tmp_path, TINY + """\
+params:
+  optim.adam_lr: {choice: [0.008, 1000000.0]}
+  data.val_files: {choice: ["@fixtures/fixture_val_*.bin", "missing/val_*.bin"]}
+  optim.muon_lr: {choice: [0.05, 0.5]}
+constraints:
+  - expr: "optim.muon_lr < 0.1"
+    message: muon_lr above 0.1 is out of bounds here
+budget: {trials: 8, steps: 3}
+sampler: {name: grid, seed: 0}
+resources: {gpus: 0, cpus: 1}
+""")
+    monkeypatch.chdir(tmp_path)
+    result = run_sweep(prepare_space(space_file), SweepOptions(name="failures"))
+
+    def expected(params):
+        if params["optim.muon_lr"] > 0.1:
+            return "rejected"
+        if params["data.val_files"].startswith("missing"):
+            return "failed"
+        return "diverged" if params["optim.adam_lr"] > 1 else "completed"
+
+    assert len(result.records) == 8
+    statuses = {r.number: r.status for r in result.records}
+    assert all(r.status == expected(r.params) for r in result.records), statuses
+    assert sorted(statuses.values()) == ["completed", "diverged", "failed", "failed"] + ["rejected"] * 4
+    failed = [r for r in result.records if r.status == "failed"]
+    assert all("missing/val_*.bin" in r.error for r in failed)
+    assert all("missing/val_*.bin" in r.log_tail for r in failed)  # the trainer's stderr tail
+    rejected = [r for r in result.records if r.status == "rejected"]
+    assert all("out of bounds" in r.error for r in rejected)
+    assert result.best is not None and result.best.status == "completed"
+
+    client = MlflowClient("sqlite:///mlflow.db")
+    _, children = child_runs(client, "failures")
+    assert len(children) == 8
+    by_number = {int(c.data.tags["optuna_trial"]): c for c in children}
+    for rec in result.records:
+        run = by_number[rec.number]
+        assert run.data.tags["status"] == rec.status
+        assert run.info.status == ("FINISHED" if rec.status == "completed" else "FAILED")
+        if rec.status in ("failed", "rejected", "diverged"):
+            assert run.data.tags["error"]
+        if rec.status == "failed":
+            assert "trainer_log_tail.txt" in [a.path for a in client.list_artifacts(run.info.run_id)]
+
+    study = optuna.load_study(study_name="failures", storage="sqlite:///optuna.db")
+    states = {t.number: t.state for t in study.trials}
+    T = optuna.trial.TrialState
+    want = {"completed": T.COMPLETE, "diverged": T.COMPLETE, "failed": T.FAIL, "rejected": T.FAIL}
+    assert states == {r.number: want[r.status] for r in result.records}
+    diverged = [t for t in study.trials if t.user_attrs["status"] == "diverged"]
+    assert len(diverged) == 1 and diverged[0].value == float("inf")  # worst, so samplers avoid it
+    assert all(t.user_attrs.get("error") for t in study.trials if t.state == T.FAIL)
+
+
+# ---------------------------------------------------------------------------------------
+# Malformed spaces: exit 2, nothing started
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (TINY + "params:\n  optim.muon_lr: {flaot: [0.01, 0.1]}\nbudget: {trials: 2}\n",
+         "space.yaml:7: params.optim.muon_lr.flaot: unknown distribution"),
+        (TINY + "params:\n  optim.muon_lrr: {float: [0.01, 0.1]}\nbudget: {trials: 2}\n",
+         "did you mean 'optim.muon_lr'"),
+    ],
+    ids=["typo-in-distribution", "key-the-trainer-rejects"],
+)
+def test_a_malformed_space_exits_2_before_anything_starts(tmp_path, body, expected):
+    space_file = write_space(tmp_path, body)
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "sweep", str(space_file)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines and all(line.startswith("error: ") for line in lines), proc.stderr
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml"]  # no databases, no sweeps/
+
+
+# ---------------------------------------------------------------------------------------
+# The pieces the trainable is made of
+
+
+def test_event_tail_returns_only_complete_lines(tmp_path):
+    path = tmp_path / "events.jsonl"
+    tail = EventTail(path)
+    assert tail.read() == []  # not written yet
+    with open(path, "w") as f:
+        f.write('{"event": "start"}\n{"event": "val", "st')
+        f.flush()
+        assert [e["event"] for e in tail.read()] == ["start"]
+        f.write('ep": 2, "val_loss": 7.5}\n')
+        f.flush()
+        assert tail.read() == [{"event": "val", "step": 2, "val_loss": 7.5}]
+
+
+def test_objectives():
+    vals = [{"step": 0, "val_loss": 10.8, "train_time_ms": 0}, {"step": 4, "val_loss": 3.2, "train_time_ms": 900},
+            {"step": 8, "val_loss": 3.1, "train_time_ms": 1800}]
+    for metric, want in [("final_val_loss", 3.1), ("time_to_target", 900.0), ("steps_to_target", 4.0)]:
+        obj = Objective(metric, target=3.28)
+        for v in vals:
+            obj.add(v)
+        assert obj.final("completed") == want
+        assert obj.final("diverged") == float("inf")
+    missed = Objective("steps_to_target", target=1.0)
+    missed.add(vals[-1])
+    assert missed.final("completed") == float("inf")
+
+
+def test_a_stopped_trial_s_trainer_gets_sigterm_and_exits_stopped(tmp_path):
+    events = tmp_path / "events.jsonl"
+    cmd = trainer_command("tiny", ["schedule.num_iterations=500", "eval.every=1", "data.val_tokens=2048",
+                                   "runtime.threads=1"], events)
+    proc = TrainerProcess(cmd, cwd=tmp_path, log=tmp_path / "trainer.log")
+    tail, seen, deadline = EventTail(events), [], time.time() + 120
+    while not any(e["event"] == "val" and e["step"] >= 1 for e in seen) and time.time() < deadline:
+        seen += tail.read()
+        time.sleep(0.1)
+    t0 = time.time()
+    code = proc.stop(grace_s=10)
+    assert code == 4, proc.log_tail()
+    assert time.time() - t0 < 10
+    end = [e for e in tail.read() if e["event"] == "end"]
+    assert end and end[-1]["status"] == "stopped"
