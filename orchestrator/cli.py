@@ -69,7 +69,7 @@ def sweep(
 
     The space is validated first: an invalid one exits 2 before anything starts. Each trial is one trainer run; its val events stream to Tune (and to ASHA when the space asks for it). Every trial lands in MLflow as a nested run under the sweep's run, the Optuna study is stored under the sweep's name, and the best trial's config is written to sweeps/NAME/best.yaml. Exit code 0 when at least one trial completed, 1 when none did, 130 when interrupted (Ctrl-C stops the running trials cleanly).
 
-    Example: speedrun sweep smoke    (CPU, tiny trials; then: mlflow ui --backend-store-uri sqlite:///mlflow.db)
+    Example: speedrun sweep smoke    (CPU, tiny trials; then: speedrun ui)
     """
     from search_spaces import SpaceError
 
@@ -86,6 +86,25 @@ def sweep(
             raise typer.Exit(code=INPUT_ERROR_EXIT_CODE) from None
         result = run_sweep(loaded, options)
     raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the UI to the network.")] = "127.0.0.1",
+    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking store to show (the sweep's --tracking-uri).")] = "sqlite:///mlflow.db",
+) -> None:
+    """Open the MLflow UI on the sweeps' tracking store (mlflow server), local-only by default.
+
+    Prints the URL, then serves until Ctrl-C. Compare trials' val_loss curves: open the sweep's experiment, select runs, Compare.
+
+    Example: speedrun ui --port 5001    (in the directory where `speedrun sweep` ran; then open http://127.0.0.1:5001/)
+    """
+    from orchestrator.ui import run_ui
+
+    with exit_on_input_error():
+        code = run_ui(tracking_uri, host=host, port=port, echo=typer.echo)
+    raise typer.Exit(code)
 
 
 if __name__ == "__main__":

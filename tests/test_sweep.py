@@ -12,6 +12,7 @@ preset (3 steps, validation on 2,048 tokens). No mocks.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -298,3 +299,120 @@ def test_a_stopped_trial_s_trainer_gets_sigterm_and_exits_stopped(tmp_path):
     assert time.time() - t0 < 10
     end = [e for e in tail.read() if e["event"] == "end"]
     assert end and end[-1]["status"] == "stopped"
+
+
+# ---------------------------------------------------------------------------------------
+# ASHA early stopping
+
+
+def test_asha_prunes_a_clearly_worse_trial_and_its_trainer_exits_cleanly(local_ray, tmp_path, monkeypatch):
+    # One trial at a time (cpus: 2 on a 2-CPU Ray), so ASHA sees the trials in the grid's
+    # seeded order: with seed 6 that is adam_lr 0.008, 1e-6, 0.008 (ASHA never stops the first
+    # trial to reach a rung, and a 1e-6 trial after another 1e-6 ties it). adam_lr 1e-6 leaves the val loss at its initial value (10.83 at steps
+    # 0, 2, 4, 6); 0.008 gets it to 10.67 by step 2. Rungs at progress 0.25 and 0.5 (steps 2 and
+    # 4 of 8): a 1e-6 trial that reaches a rung after a 0.008 one is below the cutoff and stopped.
+    space_file = write_space(tmp_path, """\
+base:
+  config: tiny
+  set:
+    eval.every: 2
+    data.val_tokens: 2048
+params:
+  optim.adam_lr: {choice: [0.008, 0.000001]}
+  optim.muon_lr: {choice: [0.05, 0.06]}
+budget: {trials: 3, steps: 8}
+sampler: {name: grid, seed: 6}
+scheduler: {name: asha, grace: 0.25, reduction_factor: 2, max_t: 1.0}
+resources: {gpus: 0, cpus: 2}
+""")
+    monkeypatch.chdir(tmp_path)
+    t0 = time.time()
+    result = run_sweep(prepare_space(space_file), SweepOptions(name="asha"))
+    print(f"asha sweep: {time.time() - t0:.1f} s")
+    order = [(r.number, r.params["optim.adam_lr"], r.status) for r in sorted(result.records, key=lambda r: r.number)]
+    assert result.complete and result.exit_code == 0, order
+    assert len(result.records) == 3
+    pruned = [r for r in result.records if r.status == "pruned"]
+    completed = [r for r in result.records if r.status == "completed"]
+    assert pruned, order
+    assert all(r.params["optim.adam_lr"] < 1e-3 for r in pruned), order  # only the terrible lr
+    assert len(pruned) + len(completed) == 3 and completed, order
+    assert result.best is not None and result.best.status == "completed"
+
+    for rec in pruned:
+        trial_dir = tmp_path / "sweeps" / "asha" / "trials" / f"trial_{rec.number:04d}"
+        events = [json.loads(line) for line in (trial_dir / "events.jsonl").read_text().splitlines()]
+        # stopped at a rung before the end of its 8 steps, by SIGTERM: the trainer wrote its end
+        assert events[-1]["event"] == "end" and events[-1]["status"] == "stopped", events[-1]
+        assert max(e["step"] for e in events if e["event"] == "val") < 8
+
+    client = MlflowClient("sqlite:///mlflow.db")
+    parent, children = child_runs(client, "asha")
+    assert len(children) == 3 and parent[0].info.status == "FINISHED"
+    by_number = {int(c.data.tags["optuna_trial"]): c for c in children}
+    for rec in result.records:
+        run = by_number[rec.number]
+        assert run.data.tags["status"] == rec.status
+        assert run.info.status == {"pruned": "KILLED", "completed": "FINISHED"}[rec.status]
+
+    study = optuna.load_study(study_name="asha", storage="sqlite:///optuna.db")
+    T = optuna.trial.TrialState
+    states = {t.number: t.state for t in study.trials}
+    assert states == {r.number: (T.PRUNED if r.status == "pruned" else T.COMPLETE) for r in result.records}
+    for t in study.trials:
+        if t.state == T.COMPLETE:
+            assert t.value == pytest.approx(next(r.final_val_loss for r in completed if r.number == t.number))
+
+
+# ---------------------------------------------------------------------------------------
+# speedrun ui
+
+
+def test_speedrun_ui_serves_the_mlflow_ui_on_the_local_store(tmp_path):
+    import signal
+    import socket
+    import urllib.request
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("demo")
+    run = client.create_run(exp)
+    client.log_metric(run.info.run_id, "val_loss", 3.5, step=2)
+    client.set_terminated(run.info.run_id)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ui.log"
+    with open(out, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "ui", "--port", str(port)],
+                                cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline, status = time.time() + 60, None
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(base, timeout=5) as resp:
+                    status = resp.status
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200, out.read_text()
+        assert f"at {base}" in out.read_text()
+        api = f"{base}api/2.0/mlflow/experiments/get-by-name?experiment_name=demo"
+        with urllib.request.urlopen(api, timeout=10) as resp:
+            assert json.load(resp)["experiment"]["experiment_id"] == exp  # the store in the cwd
+    finally:
+        forced = False
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # `speedrun ui` stops its server
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                forced = True
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # nothing of its session may outlive the test
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    assert not forced, "speedrun ui did not exit within 20 s of SIGTERM"
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0  # the server went with it
