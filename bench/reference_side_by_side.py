@@ -16,6 +16,7 @@ Example (one H100; cold = empty compile caches, warm = the caches of the cold ru
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import shutil
@@ -64,19 +65,23 @@ def our_command(data_dir: Path, steps: int, val_tokens: int, passes: int, extra:
     return [sys.executable, "-m", "trainer", "--config", "gpt2_124m", *(a for s in sets for a in ("--set", s))]
 
 
-def summarize(log: RunLog, which: str, cache: str, peak_tflops: float) -> dict:
+@functools.cache
+def matmul_params() -> int:
+    """Parameters of the record model's matmuls (hidden matrices and lm_head): 6 FLOPs each per token."""
     from trainer.config import TrainConfig
     from trainer.model import GPT
 
-    model = GPT(TrainConfig().model, max_seq_len=128)
-    groups = model.param_groups()
-    matmul_params = sum(p.numel() for p in groups["hidden"] + groups["head"])
+    groups = GPT(TrainConfig().model, max_seq_len=128).param_groups()
+    return sum(p.numel() for p in groups["hidden"] + groups["head"])
+
+
+def summarize(log: RunLog, which: str, cache: str, peak_tflops: float) -> dict:
     step_ms = log.median_step_ms() if log.step_times_ms() else float("nan")
     tok_s = TOKENS_PER_STEP / (step_ms / 1000)
     return dict(
         label=log.label, which=which, cache=cache, returncode=log.returncode,
         median_step_ms=step_ms, tokens_per_s=tok_s,
-        mfu=6 * matmul_params * tok_s / (peak_tflops * 1e12),
+        mfu=6 * matmul_params() * tok_s / (peak_tflops * 1e12),
         peak_tflops=peak_tflops, startup_s=log.startup_s, wall_s=log.wall_s,
         final_val_loss=log.final_val_loss(), peak_memory_mib=log.peak_memory_mib,
         val_losses=log.val_losses, step_times_ms=log.step_times_ms(),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import typer
 
 from orchestrator.cli_data import data_app
 from orchestrator.errors import INPUT_ERROR_EXIT_CODE, exit_on_input_error
+from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 
 app = typer.Typer(
     help="Sweeps, ablations and record attempts for the NanoGPT speedrun.\n\nExample: speedrun train --config tiny; speedrun sweep smoke",
@@ -34,13 +34,9 @@ def train(
 
     Example: speedrun train --config tiny --set schedule.num_iterations=30 --events run.jsonl
     """
-    argv = ["--config", config]
-    for item in overrides or []:
-        argv += ["--set", item]
-    if events:
-        argv += ["--events", events]
-    if resume:
-        argv += ["--resume", str(resume)]
+    from orchestrator.launch import trainer_args, trainer_command
+
+    resume_args = ["--resume", str(resume)] if resume else []
     if nproc > 1:
         # torchrun turns any failed rank into exit 1 and a traceback of its own: check the
         # config against the rank count here, so a bad one exits 2 with one `error:` line.
@@ -48,11 +44,10 @@ def train(
 
         with exit_on_input_error():
             load_config(config, overrides or []).check_for_run(nproc)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "trainer"]
-        raise typer.Exit(subprocess.call(cmd + argv))
+        raise typer.Exit(subprocess.call(trainer_command(config, overrides or [], events, nproc) + resume_args))
     from trainer.__main__ import main
 
-    raise typer.Exit(main(argv))
+    raise typer.Exit(main(trainer_args(config, overrides or [], events) + resume_args))
 
 
 @app.command()
@@ -62,8 +57,8 @@ def sweep(
     trials: Annotated[int | None, typer.Option(help="Number of trials. Default: budget.trials of the space.")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster to join (auto, or HEAD_IP:6379), from a node of that cluster. Default: a local Ray.")] = None,
     gpus_per_trial: Annotated[int | None, typer.Option(help="GPUs per trial, all on one node; >1 runs torchrun. Default: resources.gpus.")] = None,
-    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "sqlite:///mlflow.db",
-    storage: Annotated[str, typer.Option(help="Optuna storage URL (SQLAlchemy).")] = "sqlite:///optuna.db",
+    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING_URI,
+    storage: Annotated[str, typer.Option(help="Optuna storage URL (SQLAlchemy).")] = DEFAULT_STORAGE,
 ) -> None:
     """Run a hyperparameter sweep: Optuna proposes, Ray Tune runs trainer trials, MLflow records.
 
@@ -92,7 +87,7 @@ def sweep(
 def ui(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the UI to the network.")] = "127.0.0.1",
-    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking store to show (the sweep's --tracking-uri).")] = "sqlite:///mlflow.db",
+    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking store to show (the sweep's --tracking-uri).")] = DEFAULT_TRACKING_URI,
 ) -> None:
     """Open the MLflow UI on the sweeps' tracking store (mlflow server), local-only by default.
 

@@ -12,16 +12,21 @@ from pathlib import Path
 STOP_GRACE_S = 10.0  # SIGTERM, then this long for the trainer's clean `stopped` exit, then SIGKILL
 
 
-def trainer_command(config: str, overrides: list[str], events: str | Path, nproc: int = 1) -> list[str]:
+def trainer_args(config: str, overrides: list[str], events: str | Path | None = None) -> list[str]:
+    """The trainer's arguments: `--config C --set K=V ... [--events PATH]`."""
+    args = ["--config", config]
+    for item in overrides:
+        args += ["--set", item]
+    return args + (["--events", str(events)] if events else [])
+
+
+def trainer_command(config: str, overrides: list[str], events: str | Path | None = None, nproc: int = 1) -> list[str]:
     """`python -m trainer ...`, or torchrun (`torch.distributed.run`) with `nproc` ranks on this node."""
     if nproc > 1:
         head = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "trainer"]
     else:
         head = [sys.executable, "-m", "trainer"]
-    cmd = head + ["--config", config]
-    for item in overrides:
-        cmd += ["--set", item]
-    return cmd + ["--events", str(events)]
+    return head + trainer_args(config, overrides, events)
 
 
 class TrainerProcess:

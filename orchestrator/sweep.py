@@ -25,12 +25,11 @@ import optuna
 
 from orchestrator.outcome import OBJECTIVE, PROGRESS, VAL_LOSS
 from orchestrator.records import TrialRecord, best_record
+from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 from search_spaces import Budget, Resources, SweepSpace, load_space
 from trainer.config import load_config
 from trainer.errors import InputError
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-DEFAULT_STORAGE = "sqlite:///optuna.db"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_TRIAL_RETRIES = 1  # Tune re-runs a trial whose trainable raised (a lost worker), this many times
 
