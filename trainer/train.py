@@ -368,6 +368,10 @@ def train(cfg: TrainConfig, events_path: str | None = None, resume: Path | None 
         events.emit("end", status="failed", error=f"{type(e).__name__}: {e}")
         raise
     else:
+        if d.on:
+            # gloo: a rank that tears down its sockets while a peer still reads the tail of the
+            # last collective makes that peer abort at exit (seen in CI); meet first
+            dist.barrier()
         last = dict(step=run.step, train_time_ms=run.train_time_ms, tokens=run.tokens)
         if run.cuda:
             last["peak_memory_mib"] = torch.cuda.max_memory_allocated() // 2**20
