@@ -59,28 +59,73 @@ def sweep(
     gpus_per_trial: Annotated[int | None, typer.Option(help="GPUs per trial, all on one node; >1 runs torchrun. Default: resources.gpus.")] = None,
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING_URI,
     storage: Annotated[str, typer.Option(help="Optuna storage URL (SQLAlchemy).")] = DEFAULT_STORAGE,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the sweep NAME after its driver stopped: finished trials are kept, interrupted ones re-run.")] = False,
 ) -> None:
     """Run a hyperparameter sweep: Optuna proposes, Ray Tune runs trainer trials, MLflow records.
 
     The space is validated first: an invalid one exits 2 before anything starts. Each trial is one trainer run; its val events stream to Tune (and to ASHA when the space asks for it). Every trial lands in MLflow as a nested run under the sweep's run, the Optuna study is stored under the sweep's name, and the best trial's config is written to sweeps/NAME/best.yaml. Exit code 0 when at least one trial completed, 1 when none did, 130 when interrupted (Ctrl-C stops the running trials cleanly).
 
-    Example: speedrun sweep smoke    (CPU, tiny trials; then: speedrun ui)
-    """
-    from search_spaces import SpaceError
+    After the driver was killed (or Ctrl-C), run the same command with --resume: the Optuna study and the MLflow experiment say which trials finished; those count toward --trials and are never re-run, interrupted ones run again with the same parameters.
 
+    Example: speedrun sweep smoke    (CPU, tiny trials; then: speedrun ui; to continue: speedrun sweep smoke --resume)
+    """
     from orchestrator.sweep import SweepOptions, prepare_space, run_sweep
 
     options = SweepOptions(name=name, trials=trials, address=address, gpus_per_trial=gpus_per_trial,
-                           tracking_uri=tracking_uri, storage=storage)
+                           tracking_uri=tracking_uri, storage=storage, resume=resume)
     with exit_on_input_error():
-        try:
-            loaded = prepare_space(space, trials=trials, gpus_per_trial=gpus_per_trial)
-        except SpaceError as err:
-            for line in err.errors:
-                typer.echo(f"error: {line}", err=True)
-            raise typer.Exit(code=INPUT_ERROR_EXIT_CODE) from None
+        loaded = _load_or_exit(lambda: prepare_space(space, trials=trials, gpus_per_trial=gpus_per_trial))
         result = run_sweep(loaded, options)
     raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def ablate(
+    ablation: Annotated[str, typer.Argument(help="Ablation YAML file, or a shipped ablation's name (tiny_switches, ...).")],
+    seeds: Annotated[int | None, typer.Option(help="Seeds per arm (0..S-1). Default: seeds of the file.")] = None,
+    name: Annotated[str | None, typer.Option(help="Ablation name: the Optuna study and MLflow experiment. Default: the file's name.")] = None,
+    leave_one_out: Annotated[Path | None, typer.Option("--leave-one-out", help="A candidate trainer config (e.g. sweeps/NAME/best.yaml): it becomes the baseline, and each of its changes from the file's base is reverted in an arm of its own.")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join. Default: a local Ray.")] = None,
+    gpus_per_trial: Annotated[int | None, typer.Option(help="GPUs per run, all on one node; >1 runs torchrun. Default: resources.gpus.")] = None,
+    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING_URI,
+    storage: Annotated[str, typer.Option(help="Optuna storage URL (SQLAlchemy).")] = DEFAULT_STORAGE,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the ablation NAME after its driver stopped: finished runs are kept.")] = False,
+) -> None:
+    """Run an ablation: a baseline and variants, each with the same seeds (paired), interleaved.
+
+    Every (arm, seed) is one trainer run scheduled like a sweep trial (Ray, MLflow nested runs, failures recorded, --resume). Runs go seed by seed, the arm order rotated each seed, so a slow node or a drifting clock does not favour one arm. At the end the effect table is printed (each variant against the baseline: difference in final val loss with its 95% CI, paired and Welch p-values, Holm-adjusted) and the report is written to reports/NAME/.
+
+    Example: speedrun ablate tiny_switches --seeds 3    (CPU, about 4 minutes; then: speedrun report tiny_switches)
+    """
+    from orchestrator.ablate import describe_arms, prepare_ablation
+    from orchestrator.sweep import SweepOptions, run_sweep
+
+    with exit_on_input_error():
+        loaded = _load_or_exit(lambda: prepare_ablation(ablation, seeds, gpus_per_trial, leave_one_out))
+        if name is None and leave_one_out is not None:
+            name = f"{loaded.name}-loo-{leave_one_out.stem}"
+        typer.echo("arms:\n  " + "\n  ".join(describe_arms(loaded)))
+        options = SweepOptions(name=name, address=address, gpus_per_trial=gpus_per_trial,
+                               tracking_uri=tracking_uri, storage=storage, resume=resume)
+        result = run_sweep(loaded, options)
+        if result.complete:
+            from analysis.report import ablation_table, write_report
+
+            typer.echo(ablation_table(result.name, tracking_uri))
+            typer.echo(f"report: {write_report(result.name, tracking_uri, storage=storage)}")
+    raise typer.Exit(result.exit_code)
+
+
+def _load_or_exit(load):
+    """The loaded space or ablation; its SpaceError's lines on stderr and exit 2 otherwise."""
+    from search_spaces import SpaceError
+
+    try:
+        return load()
+    except SpaceError as err:
+        for line in err.errors:
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(code=INPUT_ERROR_EXIT_CODE) from None
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -29,6 +30,27 @@ def trainer_command(config: str, overrides: list[str], events: str | Path | None
     return head + trainer_args(config, overrides, events)
 
 
+def _linux_prctl():
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except OSError:  # not glibc Linux: no parent-death signal
+        return None
+
+
+_PRCTL = _linux_prctl()
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the process that started it dies.
+
+    The parent is a Ray worker; when the sweep's driver is killed (SIGKILL), Ray takes its
+    workers down, and without this their trainers would train on, orphaned, holding the GPU.
+    SIGTERM (not SIGKILL) lets the trainer write `end: stopped` (torchrun forwards it).
+    """
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class TrainerProcess:
     """One trainer subprocess; its stdout and stderr go to `log` (the console lines and any error)."""
 
@@ -37,7 +59,10 @@ class TrainerProcess:
         self.log = Path(log)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            self.proc = subprocess.Popen(
+                cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                preexec_fn=_die_with_parent if _PRCTL is not None else None,
+            )
         self.terminated = False
 
     def poll(self) -> int | None:

@@ -11,7 +11,8 @@ Statuses of a trial:
   stopped    the trainer was stopped by SIGTERM: the sweep's per-trial time limit (exit 4)
   rejected   the proposal violates the space's constraints; the trainer never started
   pruned     Tune's scheduler (ASHA) stopped the trial after an intermediate result
-  interrupted  the sweep was interrupted (Ctrl-C) while the trial ran; Optuna keeps it RUNNING
+  interrupted  the sweep's driver stopped (Ctrl-C, killed) while the trial ran; `--resume`
+             marks it FAIL in Optuna and re-runs its parameters as a new trial
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ VAL_LOSS = "val_loss"  # the scheduler's metric (ASHA)
 PROGRESS = "progress"  # the scheduler's time attribute: step / schedule.num_iterations
 STATUS = "status"
 TRIAL_NUMBER = "optuna_trial"  # added to each trial's config by the searcher
+RETRY_OF = "retry_of"  # ... with the number of the interrupted trial it re-runs (sweep --resume)
 
 EXIT_CODE_STATUS = {0: COMPLETED, 1: FAILED, 2: FAILED, 3: DIVERGED, 4: STOPPED}
 

@@ -37,7 +37,8 @@ def short_params(params: dict, limit: int = 4) -> str:
 
 
 class SweepConsole:
-    def __init__(self, total: int, concurrency: int, metric: str, console: Console | None = None):
+    def __init__(self, total: int, concurrency: int, metric: str, console: Console | None = None,
+                 earlier: list[TrialRecord] | None = None):
         # piped output (CI, logs) gets a wide fixed width rather than rich's 80 columns
         self.console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 160)
         self.total = total
@@ -45,13 +46,14 @@ class SweepConsole:
         self.metric = metric
         self.t0 = time.time()
         self.done: list[TrialRecord] = []
+        self.earlier = list(earlier or [])  # trials an earlier driver of a resumed sweep finished
 
     def print(self, text: str) -> None:
         self.console.print(text)
 
     def trial_finished(self, rec: TrialRecord, running: int) -> None:
         self.done.append(rec)
-        n = len(self.done)
+        n = len(self.earlier) + len(self.done)
         width = len(str(self.total))
         if rec.status == COMPLETED:
             what = f"{self.metric} {fmt_num(rec.objective)}"
@@ -59,11 +61,11 @@ class SweepConsole:
             what = f"by the scheduler after step {rec.curve[-1][0]} (val loss {fmt_num(rec.curve[-1][1])})"
         else:
             what = escape(rec.error.splitlines()[0][:100]) if rec.error else ""
-        best = best_record(self.done)
+        best = best_record(self.earlier + self.done)
         elapsed = time.time() - self.t0
         eta = ""
         if n < self.total:
-            mean = sum(r.duration_s for r in self.done) / n
+            mean = sum(r.duration_s for r in self.done) / len(self.done)
             eta = f", ETA {fmt_duration(mean * math.ceil((self.total - n) / self.concurrency))}"
         best_txt = f"best {fmt_num(best.objective)} ({best.label})" if best else "best -"
         self.console.print(

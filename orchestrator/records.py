@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.outcome import COMPLETED, OBJECTIVE, TRIAL_NUMBER, finite
+from orchestrator.outcome import COMPLETED, OBJECTIVE, RETRY_OF, TRIAL_NUMBER, finite
 
 
 @dataclass
@@ -25,6 +25,7 @@ class TrialRecord:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, val_loss)
     error: str = ""
     log_tail: str = ""
+    retry_of: int | None = None  # the interrupted trial this one re-runs
 
     @property
     def label(self) -> str:
@@ -41,7 +42,7 @@ class TrialRecord:
 
 def searched_params(config: dict[str, Any]) -> dict[str, Any]:
     """The proposal in a Tune trial config, without the bookkeeping keys Tune and we add."""
-    return {k: v for k, v in config.items() if k != TRIAL_NUMBER and not k.startswith("__")}
+    return {k: v for k, v in config.items() if k not in (TRIAL_NUMBER, RETRY_OF) and not k.startswith("__")}
 
 
 def best_record(records: list[TrialRecord]) -> TrialRecord | None:

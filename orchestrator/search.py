@@ -29,6 +29,7 @@ from orchestrator.outcome import (
     DIVERGED,
     OBJECTIVE,
     PRUNED,
+    RETRY_OF,
     STOPPED,
     TRIAL_NUMBER,
     VAL_LOSS,
@@ -60,8 +61,12 @@ class SweepSearch(OptunaSearch):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         config = super().suggest(trial_id)
         if isinstance(config, dict):
-            config[TRIAL_NUMBER] = self._ot_trials[trial_id].number
-            self._ot_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
+            ot_trial = self._ot_trials[trial_id]
+            config[TRIAL_NUMBER] = ot_trial.number
+            retry_of = ot_trial.user_attrs.get(RETRY_OF)  # set when --resume enqueued it
+            if retry_of is not None:
+                config[RETRY_OF] = retry_of
+            ot_trial.set_user_attr("tune_trial_id", trial_id)
         return config
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ Where things go (relative to `workdir`, the directory the sweep runs in):
   mlflow.db / optuna.db            MLflow runs and the Optuna study (defaults; any MLflow
                                    tracking URI or SQLAlchemy URL works)
   sweeps/<name>/trials/trial_NNNN  each trial's events.jsonl, trainer.log, overrides.txt
-  sweeps/<name>/tune               Ray Tune's experiment directory
+  sweeps/<name>/tune, tune-2, ...  Ray Tune's experiment directory, one per driver (resumes add one)
   sweeps/<name>/best.yaml          the best trial's full trainer config
 """
 
@@ -26,7 +26,7 @@ import optuna
 from orchestrator.outcome import OBJECTIVE, PROGRESS, VAL_LOSS
 from orchestrator.records import TrialRecord, best_record
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
-from search_spaces import Budget, Resources, SweepSpace, load_space
+from search_spaces import AblationSpace, Budget, Resources, SweepSpace, load_space
 from trainer.config import load_config
 from trainer.errors import InputError
 
@@ -47,6 +47,7 @@ class SweepOptions:
     tracking_uri: str = DEFAULT_TRACKING_URI
     storage: str = DEFAULT_STORAGE
     workdir: Path = field(default_factory=Path.cwd)
+    resume: bool = False  # continue the sweep of this name (orchestrator/resume.py)
 
 
 @dataclass
@@ -110,7 +111,26 @@ def check_new(name: str, options: SweepOptions) -> None:
     if where:
         raise SweepSetupError(
             f"a sweep named '{name}' already exists ({' and '.join(where)}); "
-            "choose another with --name (continuing a sweep, --resume, is not available yet)"
+            "choose another with --name, or continue it with --resume"
+        )
+
+
+def check_resumable(name: str, options: SweepOptions) -> None:
+    """A sweep to resume must have its Optuna study and its MLflow experiment."""
+    from orchestrator.tracking import experiment_exists
+
+    missing = []
+    try:
+        if name not in optuna.study.get_all_study_names(storage=options.storage):
+            missing.append(f"no Optuna study '{name}' in {options.storage}")
+        if not experiment_exists(options.tracking_uri, name):
+            missing.append(f"no MLflow experiment '{name}' in {options.tracking_uri}")
+    except Exception as exc:  # noqa: BLE001 - a bad URL, an unreachable server
+        raise SweepSetupError(f"cannot open the sweep's stores ({options.storage}, {options.tracking_uri}): {exc}") from None
+    if missing:
+        raise SweepSetupError(
+            f"--resume: {' and '.join(missing)}; run it from the directory (or with the --storage and "
+            "--tracking-uri) the sweep used, or start it without --resume"
         )
 
 
@@ -151,6 +171,22 @@ def _no_restore_hint(record: logging.LogRecord) -> bool:
     return "Tuner.restore" not in record.getMessage()
 
 
+def queue(name: str, storage: str, planned: list[dict[str, Any]]) -> None:
+    """Enqueue a new sweep's planned proposals (an ablation's runs) in order, before any is asked for."""
+    if planned:
+        study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
+        for params in planned:
+            study.enqueue_trial(params, skip_if_exists=False)
+
+
+def tune_run_name(sweep_dir: Path) -> str:
+    """`tune` for the first driver of a sweep, `tune-2`, `tune-3`... for the ones resuming it."""
+    k = 1
+    while (sweep_dir / (f"tune-{k}" if k > 1 else "tune")).exists():
+        k += 1
+    return f"tune-{k}" if k > 1 else "tune"
+
+
 def init_ray(address: str | None) -> bool:
     """Connect to (or start) Ray quietly; returns whether this call started the connection."""
     import ray
@@ -168,14 +204,14 @@ def init_ray(address: str | None) -> bool:
     return True
 
 
-def run_sweep(space: SweepSpace, options: SweepOptions, console=None) -> SweepResult:
-    """Run the whole sweep; trials that fail, diverge or are rejected are recorded, not raised."""
+def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=None) -> SweepResult:
+    """Run the whole sweep (or ablation: a sweep of queued runs); trials that fail, diverge or are rejected are recorded, not raised."""
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # JSON and CSV are added below
     # Tune's newer console reporter prints its banner even at verbose=0; the legacy one is silent
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = sweep_name(space, options.name)
-    check_new(name, options)
+    (check_resumable if options.resume else check_new)(name, options)
 
     import ray
     from ray import tune
@@ -185,6 +221,7 @@ def run_sweep(space: SweepSpace, options: SweepOptions, console=None) -> SweepRe
 
     from orchestrator.callback import SweepCallback
     from orchestrator.progress import SweepConsole, leaderboard_text
+    from orchestrator.resume import Carryover, reconcile
     from orchestrator.search import SweepSearch
     from orchestrator.tracking import SweepTracker
     from orchestrator.trial import TrainerTrial
@@ -199,19 +236,40 @@ def run_sweep(space: SweepSpace, options: SweepOptions, console=None) -> SweepRe
     try:
         res, budget, metric = space.resources, space.budget, space.objective.metric
         parallel = concurrency(ray.cluster_resources(), res.cpus, res.gpus, budget.trials)
-        view = SweepConsole(budget.trials, parallel, metric, console)
-        tracker = SweepTracker(
-            options.tracking_uri, name, description=space.description, space_file=space.source,
-            params={
-                "space": str(space.source) if space.source else "", "base_config": space.base.config,
-                "base_set": space.base.set, "trials": budget.trials, "steps": budget.steps, "time_s": budget.time_s,
-                "objective": metric, "target": space.objective.target, "sampler": space.sampler.model_dump(),
-                "scheduler": space.scheduler.model_dump(), "resources": res.model_dump(), "concurrency": parallel,
-                "optuna_storage": options.storage, "ray_address": options.address or "local",
-            },
-        )
+        resolve = lambda ov: resolve_config(space.base.config, ov)  # noqa: E731
+        carry = Carryover()
+        if options.resume:
+            tracker = SweepTracker.reopen(options.tracking_uri, name)
+            study = optuna.load_study(study_name=name, storage=options.storage)
+            carry = reconcile(study, tracker, space.overrides, resolve)
+            if space.sampler.seed is not None:
+                # a seeded sampler started afresh would propose the first driver's trials again
+                reseeded = space.sampler.model_copy(update={"seed": space.sampler.seed + len(study.trials)})
+                space = space.model_copy(update={"sampler": reseeded})
+        else:
+            tracker = SweepTracker.create(
+                options.tracking_uri, name, description=space.description, space_file=space.source,
+                kind=space.kind, params={
+                    "space": str(space.source) if space.source else "", "base_config": space.base.config,
+                    "base_set": space.base.set, "trials": budget.trials, "steps": budget.steps, "time_s": budget.time_s,
+                    "objective": metric, "target": space.objective.target, "sampler": space.sampler.model_dump(),
+                    "scheduler": space.scheduler.model_dump(), "resources": res.model_dump(), "concurrency": parallel,
+                    "optuna_storage": options.storage, "ray_address": options.address or "local",
+                    **({"arms": space.arms, "seeds": space.seeds} if space.kind == "ablation" else {}),
+                },
+            )
+            queue(name, options.storage, space.planned_trials())
+        remaining = max(budget.trials - len(carry.finished), 0)
+        view = SweepConsole(budget.trials, parallel, metric, console, earlier=carry.finished)
+        if options.resume:
+            view.print(
+                f"resuming sweep [bold]{name}[/]: {len(carry.finished)} of {budget.trials} trials finished, "
+                f"{len(carry.requeued)} interrupted trial(s) queued again"
+                + (f" ({', '.join(f'#{n}' for n in carry.requeued)})" if carry.requeued else "")
+                + (f", {carry.repaired} MLflow run(s) repaired from Optuna" if carry.repaired else "")
+            )
         view.print(
-            f"sweep [bold]{name}[/]: {budget.trials} trials of {space.base.config}, {parallel} at a time "
+            f"{space.kind} [bold]{name}[/]: {remaining} trials of {space.base.config} to run, {parallel} at a time "
             f"({res.cpus:g} CPU, {res.gpus} GPU each), minimising {metric}; "
             f"MLflow {options.tracking_uri}, Optuna {options.storage}"
         )
@@ -229,10 +287,7 @@ def run_sweep(space: SweepSpace, options: SweepOptions, console=None) -> SweepRe
                 time_attr=PROGRESS, metric=VAL_LOSS, mode="min",
                 max_t=s.max_t, grace_period=s.grace, reduction_factor=s.reduction_factor,
             )
-        callback = SweepCallback(
-            overrides_of=space.overrides, resolve=lambda ov: resolve_config(space.base.config, ov),
-            tracker=tracker, view=view,
-        )
+        callback = SweepCallback(overrides_of=space.overrides, resolve=resolve, tracker=tracker, view=view)
         trainable = tune.with_resources(
             tune.with_parameters(TrainerTrial, space=space, workdir=str(workdir), trials_dir=str(trials_dir)),
             tune.PlacementGroupFactory([{"CPU": res.cpus, "GPU": res.gpus}], strategy="STRICT_PACK"),
@@ -241,10 +296,10 @@ def run_sweep(space: SweepSpace, options: SweepOptions, console=None) -> SweepRe
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=parallel),
-                scheduler=scheduler, num_samples=budget.trials, reuse_actors=False,
+                scheduler=scheduler, num_samples=remaining, reuse_actors=False,
             ),
             run_config=tune.RunConfig(
-                name="tune", storage_path=str(sweep_dir), verbose=0,
+                name=tune_run_name(sweep_dir), storage_path=str(sweep_dir), verbose=0,
                 callbacks=[callback, JsonLoggerCallback(), CSVLoggerCallback()],  # not TensorBoard
                 failure_config=tune.FailureConfig(max_failures=MAX_TRIAL_RETRIES),
                 # a trial is a subprocess with its own checkpoints (runtime.checkpoint_every);
@@ -252,13 +307,15 @@ def run_sweep(space: SweepSpace, options: SweepOptions, console=None) -> SweepRe
                 checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
             ),
         )
-        tuner.fit()  # returns early, after stopping the running trials, on Ctrl-C
+        if remaining:
+            tuner.fit()  # returns early, after stopping the running trials, on Ctrl-C
 
         interrupted = callback.close_unfinished()
-        records = sorted(callback.records.values(), key=lambda r: (r.number is None, r.number or 0, r.tune_id))
+        records = carry.finished + list(callback.records.values())
+        records.sort(key=lambda r: (r.number is None, r.number or 0, r.tune_id))
         best = best_record(records)
         best_config = None
-        if best is not None:
+        if best is not None and space.kind == "sweep":  # an ablation's arms are compared, not ranked
             best_config = sweep_dir / "best.yaml"
             best_config.write_text(load_config(space.base.config, best.overrides).to_yaml())
         complete = not interrupted and len(records) >= budget.trials
@@ -281,7 +338,10 @@ def _closing(view, result: SweepResult, space: SweepSpace, options: SweepOptions
         done = sum(r.status != "interrupted" for r in result.records)
         view.print(f"[yellow]interrupted[/]: {done} of {space.budget.trials} trials finished")
     metric = space.objective.metric
-    if result.best is None:
+    if space.kind == "ablation":
+        done = sum(r.status == "completed" for r in result.records)
+        view.print(f"{done} of {len(result.records)} runs completed")
+    elif result.best is None:
         view.print(f"[red]no trial completed[/] in sweep {result.name}; see the errors above and sweeps/{result.name}/trials/")
     else:
         b = result.best

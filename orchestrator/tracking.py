@@ -66,21 +66,64 @@ def experiment_exists(tracking_uri: str, name: str) -> bool:
 class SweepTracker:
     """The sweep's MLflow experiment, its parent run and one child run per trial."""
 
-    def __init__(self, tracking_uri: str, name: str, params: dict[str, Any], space_file: Path | None, description: str = ""):
-        self.client = MlflowClient(tracking_uri)
-        self.tracking_uri = tracking_uri
-        self.experiment_id = self.client.create_experiment(name, tags={"speedrun.sweep": name})
+    def __init__(self, client: MlflowClient, experiment_id: str, parent_id: str):
+        self.client = client
+        self.experiment_id = experiment_id
+        self.parent_id = parent_id
+        self.runs: dict[str, str] = {}  # tune trial id -> child run id
+
+    @classmethod
+    def create(cls, tracking_uri: str, name: str, params: dict[str, Any], space_file: Path | None,
+               description: str = "", kind: str = "sweep") -> SweepTracker:
+        """A new experiment named after the sweep, with its parent run (`kind`: sweep or ablation)."""
+        client = MlflowClient(tracking_uri)
+        experiment_id = client.create_experiment(name, tags={"speedrun.sweep": name, "speedrun.kind": kind})
+        tracker = cls(client, experiment_id, cls._new_parent(client, experiment_id, name, description, kind))
+        tracker._log(tracker.parent_id, params=flatten(params))
+        if space_file is not None and space_file.is_file():
+            client.log_artifact(tracker.parent_id, str(space_file))
+        return tracker
+
+    @classmethod
+    def reopen(cls, tracking_uri: str, name: str) -> SweepTracker:
+        """The existing experiment of a sweep being resumed; its parent run is set RUNNING again."""
+        client = MlflowClient(tracking_uri)
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise LookupError(f"no MLflow experiment named '{name}' in {tracking_uri}")
+        parents = client.search_runs(
+            [exp.experiment_id], filter_string="tags.`speedrun.role` = 'sweep'", order_by=["attributes.start_time ASC"]
+        )
+        if parents:
+            parent_id = parents[0].info.run_id
+            client.update_run(parent_id, status="RUNNING")
+        else:  # the first driver died between creating the experiment and its run
+            parent_id = cls._new_parent(client, exp.experiment_id, name, "", exp.tags.get("speedrun.kind", "sweep"))
+        resumes = int(parents[0].data.tags.get("resumes", "0")) + 1 if parents else 1
+        client.set_tag(parent_id, "resumes", str(resumes))
+        return cls(client, exp.experiment_id, parent_id)
+
+    @staticmethod
+    def _new_parent(client: MlflowClient, experiment_id: str, name: str, description: str, kind: str) -> str:
         commit, dirty = git_commit(Path(__file__).resolve().parent)
-        tags = {"speedrun.role": "sweep", "host": socket.gethostname()}
+        tags = {"speedrun.role": "sweep", "speedrun.kind": kind, "host": socket.gethostname()}
         if commit:
             tags.update({"git_commit": commit, "mlflow.source.git.commit": commit, "git_dirty": str(dirty).lower()})
         if description:
             tags["mlflow.note.content"] = description
-        self.parent_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
-        self._log(self.parent_id, params=flatten(params))
-        if space_file is not None and space_file.is_file():
-            self.client.log_artifact(self.parent_id, str(space_file))
-        self.runs: dict[str, str] = {}  # tune trial id -> child run id
+        return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+    def trial_runs(self) -> dict[int, list]:
+        """The child runs already in the experiment, by Optuna trial number (tag optuna_trial)."""
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_id}'", max_results=50000
+        )
+        out: dict[int, list] = {}
+        for run in runs:
+            number = run.data.tags.get("optuna_trial")
+            if number is not None and number.isdigit():
+                out.setdefault(int(number), []).append(run)
+        return out
 
     # --- trials --------------------------------------------------------------------------
 
@@ -90,10 +133,13 @@ class SweepTracker:
         tags = {PARENT_TAG: self.parent_id, "status": RUNNING, "tune_trial_id": rec.tune_id}
         if rec.number is not None:
             tags["optuna_trial"] = str(rec.number)
+        if rec.retry_of is not None:
+            tags["retry_of"] = str(rec.retry_of)
         name = f"trial_{rec.number:04d}" if rec.number is not None else rec.tune_id
         run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
         self.runs[rec.tune_id] = run_id
         params = flatten(config) if config is not None else {f"set.{o.partition('=')[0]}": o.partition("=")[2] for o in rec.overrides}
+        params.update(flatten(rec.params, "searched."))  # what the searcher chose (an ablation: arm, seed)
         self._log(run_id, params=params)
         if config_yaml is not None:
             self.client.log_text(run_id, config_yaml, "config.yaml")

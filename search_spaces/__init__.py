@@ -10,10 +10,13 @@
     overrides = space.overrides({**trial.params, **constants})   # trainer --set KEY=VALUE
     problems = space.violations(overrides)                       # [] when it can run
 
-The YAML grammar is documented in `search_spaces.schema` and in search_spaces/README.md, which
+Ablations (a baseline and variants run with the same seeds) are `load_ablation` files, whose
+grammar is in `search_spaces.ablation`. The sweep grammar is documented in `search_spaces.schema`
+and in search_spaces/README.md, which
 also says what each module of this package does.
 """
 
+from search_spaces.ablation import AblationSpace, example_ablations, load_ablation
 from search_spaces.constraints import Constraint
 from search_spaces.loader import SPACES_DIR, example_spaces, load_space
 from search_spaces.params import ChoiceParam, FixedParam, FloatParam, IntParam, LinearParam, StagesParam
@@ -31,6 +34,7 @@ from search_spaces.schema import (
 from search_spaces.trainer_hook import OverrideCheck
 
 __all__ = [
+    "AblationSpace",
     "SPACES_DIR",
     "STEPS_KEY",
     "BaseSpec",
@@ -49,6 +53,8 @@ __all__ = [
     "SpaceError",
     "StagesParam",
     "SweepSpace",
+    "example_ablations",
     "example_spaces",
+    "load_ablation",
     "load_space",
 ]

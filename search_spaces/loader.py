@@ -34,16 +34,8 @@ def load_space(path: str | Path, check_overrides: OverrideCheck | None = None) -
     overrides and each param at its extremes and at each choice are also validated by the
     trainer, and `violations()` asks it about every proposal.
     """
-    file = _find(path)
-    try:
-        text = file.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpaceError([f"{file}:1: (file): cannot be read ({e}); expected a UTF-8 YAML file"]) from None
-    try:
-        data, lines = load_with_lines(text)
-    except YamlProblem as e:
-        raise SpaceError([f"{file}:{line}: {show_path(p)}: {msg}" for p, line, msg in e.problems]) from None
-    report = Report(file, lines)
+    file = find_file(path, example_spaces(), "space")
+    data, report = read_file(file)
     space = validate(report, data)
     if space is not None and check_overrides is not None:
         hook = two_argument(check_overrides)
@@ -54,15 +46,28 @@ def load_space(path: str | Path, check_overrides: OverrideCheck | None = None) -
     return space
 
 
-def _find(path: str | Path) -> Path:
+def read_file(file: Path) -> tuple[object, Report]:
+    """The file's YAML as plain data, and a Report that knows the line of every key."""
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpaceError([f"{file}:1: (file): cannot be read ({e}); expected a UTF-8 YAML file"]) from None
+    try:
+        data, lines = load_with_lines(text)
+    except YamlProblem as e:
+        raise SpaceError([f"{file}:{line}: {show_path(p)}: {msg}" for p, line, msg in e.problems]) from None
+    return data, Report(file, lines)
+
+
+def find_file(path: str | Path, shipped: dict[str, Path], what: str) -> Path:
+    """`path` if it is a file, else the shipped file of that name."""
     p = Path(path).expanduser()
     if p.is_file():
         return p
-    shipped = example_spaces()
     name = p.stem if p.suffix in (".yaml", ".yml") and len(p.parts) == 1 else str(path)
     if name in shipped:
         return shipped[name]
     hint = did_you_mean(name, list(shipped))
     raise SpaceError(
-        [f"{path}:1: (file): no such file; expected a space file or a shipped space ({', '.join(shipped)}){hint}"]
+        [f"{path}:1: (file): no such file; expected a {what} file or a shipped {what} ({', '.join(shipped)}){hint}"]
     )

@@ -61,7 +61,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import optuna
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -150,6 +150,7 @@ class SweepSpace(BaseModel):
     """A validated sweep space. Build it with `load_space`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: ClassVar[str] = "sweep"
 
     name: str
     description: str = ""
@@ -185,6 +186,10 @@ class SweepSpace(BaseModel):
             if leaf.searched:
                 leaf.suggest(trial, name)
         return {key: p.value for key, p in self.params.items() if isinstance(p, FixedParam)}
+
+    def planned_trials(self) -> list[dict[str, Any]]:
+        """Proposals to queue before the sampler's own: none (an ablation queues all its runs)."""
+        return []
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
         """The Optuna sampler the space asks for, seeded with `sampler.seed`."""

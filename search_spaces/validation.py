@@ -92,14 +92,14 @@ def validate(report: Report, data: Any) -> SweepSpace | None:
     description = data.get("description", "") or ""
     if not isinstance(description, str):
         report.error(("description",), f"got {description!r}; expected text")
-    base = _base(report, data["base"]) if "base" in data else None
+    base = read_base(report, data["base"]) if "base" in data else None
     params = read_params(report, data["params"]) if "params" in data else None
     constraints = _constraints(report, data.get("constraints"))
-    objective = _named(report, Objective, data.get("objective"), ("objective",), "metric")
-    budget = _named(report, Budget, data["budget"], ("budget",), None) if "budget" in data else None
-    sampler = _named(report, SamplerSpec, data.get("sampler"), ("sampler",), "name")
-    scheduler = _named(report, SchedulerSpec, data.get("scheduler"), ("scheduler",), "name")
-    resources = _named(report, Resources, data.get("resources"), ("resources",), None)
+    objective = read_section(report, Objective, data.get("objective"), ("objective",), "metric")
+    budget = read_section(report, Budget, data["budget"], ("budget",), None) if "budget" in data else None
+    sampler = read_section(report, SamplerSpec, data.get("sampler"), ("sampler",), "name")
+    scheduler = read_section(report, SchedulerSpec, data.get("scheduler"), ("scheduler",), "name")
+    resources = read_section(report, Resources, data.get("resources"), ("resources",), None)
     sections = (base, params, constraints, objective, budget, sampler, scheduler, resources)
     if len(report.errors) > n_errors or any(s is None for s in sections):
         return None
@@ -120,7 +120,7 @@ def validate(report: Report, data: Any) -> SweepSpace | None:
     return space
 
 
-def _named(report: Report, model: type[BaseModel], raw: Any, path: Path_, short: str | None) -> Any:
+def read_section(report: Report, model: type[BaseModel], raw: Any, path: Path_, short: str | None) -> Any:
     """A section given as a mapping, as a bare name (`sampler: tpe`), or left out."""
     if raw is None:
         raw = {}
@@ -132,7 +132,8 @@ def _named(report: Report, model: type[BaseModel], raw: Any, path: Path_, short:
     return _section(report, model, raw, path)
 
 
-def _base(report: Report, raw: Any) -> BaseSpec | None:
+def read_base(report: Report, raw: Any) -> BaseSpec | None:
+    """The `base` section (`base: tiny` or a mapping); a config path resolved from the file's folder."""
     path: Path_ = ("base",)
     if isinstance(raw, str):  # `base: tiny` means a preset with no overrides
         raw = {"config": raw}

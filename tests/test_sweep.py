@@ -416,3 +416,97 @@ def test_speedrun_ui_serves_the_mlflow_ui_on_the_local_store(tmp_path):
     assert not forced, "speedrun ui did not exit within 20 s of SIGTERM"
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0  # the server went with it
+
+
+# ---------------------------------------------------------------------------------------
+# SIGKILL of the driver, then --resume
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line contains `text` (Linux /proc)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+def wait_for_study(storage: str, name: str, ready, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if ready(optuna.load_study(study_name=name, storage=storage).trials):
+                return
+        except KeyError:  # the driver has not created the study yet
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"the study never reached the awaited state in {timeout:.0f} s")
+
+
+def test_a_sigkilled_sweep_resumes_with_no_trial_lost_or_duplicated(tmp_path):
+    import signal
+
+    T = optuna.trial.TrialState
+    space_file = write_space(tmp_path, TINY + """\
+params:
+  optim.muon_lr: {float: [0.01, 0.1], log: true}
+budget: {trials: 4, steps: 8}
+sampler: {name: random, seed: 0}
+resources: {gpus: 0, cpus: 1}
+""")
+    sweep = [sys.executable, "-m", "orchestrator.cli", "sweep", str(space_file), "--name", "killed"]
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    with open(tmp_path / "driver1.log", "w") as log:
+        driver = subprocess.Popen(sweep, cwd=tmp_path,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        # killed while one trial has finished and another is running
+        wait_for_study(storage, "killed", lambda ts: any(t.state == T.COMPLETE for t in ts)
+                       and any(t.state == T.RUNNING for t in ts), timeout=240)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        before = {t.number: t for t in optuna.load_study(study_name="killed", storage=storage).trials}
+        finished_before = {n for n, t in before.items() if t.state == T.COMPLETE}
+        # the killed driver's trainers do not train on, orphaned
+        deadline = time.time() + 60
+        while processes_mentioning(str(tmp_path / "sweeps")) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not processes_mentioning(str(tmp_path / "sweeps")), "trainers outlived their killed driver"
+
+        resumed = subprocess.run([*sweep, "--resume"], cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=400)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert "resuming sweep" in resumed.stdout, resumed.stdout
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    study = optuna.load_study(study_name="killed", storage=storage)
+    finished = [t for t in study.trials if t.user_attrs.get("status") != "interrupted"]
+    interrupted = [t for t in study.trials if t.user_attrs.get("status") == "interrupted"]
+    assert len(finished) == 4 and all(t.state == T.COMPLETE for t in finished), [(t.number, t.state) for t in study.trials]
+    assert finished_before <= {t.number for t in finished}  # finished trials are kept, not re-run
+    assert interrupted and all(t.state == T.FAIL for t in interrupted)
+    retries = {t.user_attrs.get("retry_of"): t for t in finished if t.user_attrs.get("retry_of") is not None}
+    for t in interrupted:  # each interrupted trial ran again with the same parameters
+        assert retries[t.number].params == t.params
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parent, children = child_runs(client, "killed")
+    assert len(parent) == 1 and parent[0].info.status == "FINISHED"
+    numbers = [int(c.data.tags["optuna_trial"]) for c in children]
+    assert sorted(numbers) == sorted({*numbers}), "an Optuna trial has two MLflow runs"
+    by_number = {int(c.data.tags["optuna_trial"]): c for c in children}
+    for t in finished:
+        run = by_number[t.number]
+        assert run.data.tags["status"] == "completed" and run.info.status == "FINISHED"
+        assert run.data.metrics["val_loss"] == pytest.approx(t.value)
+    for t in interrupted:
+        if t.number in by_number:
+            assert by_number[t.number].data.tags["status"] == "interrupted"
+            assert by_number[t.number].info.status == "KILLED"
