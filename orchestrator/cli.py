@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli_data import data_app
+from orchestrator.cli_report import report
 from orchestrator.errors import INPUT_ERROR_EXIT_CODE, exit_on_input_error
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 
@@ -18,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app, name="data")
+app.command()(report)
 
 
 @app.command()
@@ -109,9 +111,9 @@ def ablate(
                                tracking_uri=tracking_uri, storage=storage, resume=resume)
         result = run_sweep(loaded, options)
         if result.complete:
-            from analysis.report import ablation_table, write_report
+            from analysis.report import effect_table, write_report
 
-            typer.echo(ablation_table(result.name, tracking_uri))
+            typer.echo(effect_table(result.name, tracking_uri))
             typer.echo(f"report: {write_report(result.name, tracking_uri, storage=storage)}")
     raise typer.Exit(result.exit_code)
 
