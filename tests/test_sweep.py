@@ -30,11 +30,7 @@ from orchestrator.outcome import Objective
 from orchestrator.sweep import SweepOptions, SweepSetupError, init_ray, prepare_space, run_sweep
 from trainer.config import load_config
 
-pytestmark = [
-    pytest.mark.slow,
-    # raised inside MLflow's SQLAlchemy store (mlflow 3.17 on SQLAlchemy 2.1), not by this project
-    pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated"),
-]
+pytestmark = pytest.mark.slow
 
 TINY = """\
 base:
