@@ -506,3 +506,60 @@ resources: {gpus: 0, cpus: 1}
         if t.number in by_number:
             assert by_number[t.number].data.tags["status"] == "interrupted"
             assert by_number[t.number].info.status == "KILLED"
+
+
+# ---------------------------------------------------------------------------------------
+# An ablation end to end: killed, resumed, reported
+
+
+def test_a_killed_ablation_resumes_without_rerunning_finished_seeds_and_reports_its_effects(tmp_path):
+    import signal
+
+    T = optuna.trial.TrialState
+    ablation = write_space(tmp_path, """\
+base:
+  config: tiny
+  set: {eval.every: 3, data.val_tokens: 2048}
+variants:
+  gelu: {model.relu_squared: false}
+seeds: 3
+budget: {steps: 6}
+resources: {gpus: 0, cpus: 1}
+""", name="ablation.yaml")
+    ablate = [sys.executable, "-m", "orchestrator.cli", "ablate", str(ablation), "--name", "abl"]
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    with open(tmp_path / "driver1.log", "w") as log:
+        driver = subprocess.Popen(ablate, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_study(storage, "abl", lambda ts: sum(t.state == T.COMPLETE for t in ts) >= 2
+                       and any(t.state == T.RUNNING for t in ts), timeout=240)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        done_before = {t.number: (t.params["arm"], t.params["seed"])
+                       for t in optuna.load_study(study_name="abl", storage=storage).trials if t.state == T.COMPLETE}
+        resumed = subprocess.run([*ablate, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=400)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    study = optuna.load_study(study_name="abl", storage=storage)
+    completed = [(t.params["arm"], t.params["seed"]) for t in study.trials if t.state == T.COMPLETE]
+    assert sorted(completed) == sorted((arm, s) for arm in ("baseline", "gelu") for s in (0, 1, 2))  # each once
+    assert all(study.trials[n].state == T.COMPLETE for n in done_before)  # kept, not re-run
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    _, children = child_runs(client, "abl")
+    finished = [c for c in children if c.data.tags["status"] == "completed"]
+    assert sorted((c.data.params["searched.arm"], int(c.data.params["searched.seed"])) for c in finished) == sorted(completed)
+    assert all(c.data.params["runtime.seed"] == c.data.params["searched.seed"] for c in finished)
+
+    # the effect table is printed and the report written, with its figures
+    assert "gelu" in resumed.stdout and "p paired" in resumed.stdout and "p Holm" in resumed.stdout, resumed.stdout
+    report = tmp_path / "reports" / "abl" / "report.md"
+    text = report.read_text()
+    assert "| gelu" in text and "3 pairs" in text
+    for figure in ("arms.png", "arm_curves.png"):
+        assert (report.parent / figure).stat().st_size > 10_000 and f"]({figure})" in text
