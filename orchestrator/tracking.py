@@ -3,9 +3,12 @@ sweep and a nested run per trial (the `mlflow.parentRunId` tag, which is what
 `mlflow.start_run(nested=True)` sets; the explicit client is used because trials overlap in
 time, so there is no single "active run").
 
-Per trial: the full resolved trainer config flattened to dotted params, val_loss /
-train_time_ms / tokens / progress by trainer step, tags (status, optuna_trial, tune_trial_id,
-node, device, error), artifacts (config.yaml, trainer_log_tail.txt).
+Per trial: the full resolved trainer config flattened to dotted params, plus `searched.<name>`
+for what the searcher chose; val_loss / train_time_ms / tokens / progress by trainer step, and
+at the end the objective, wall_time_s and the trial's timeline (time_*_s, orchestrator/trial.py);
+tags (status, optuna_trial, retry_of, tune_trial_id, node, device, error, and env.* — the
+environment fingerprint: host, torch, GPU, driver, CUDA, triton); artifacts (config.yaml,
+trainer_log_tail.txt).
 """
 
 from __future__ import annotations
@@ -162,9 +165,10 @@ class SweepTracker:
         for key, tag in (("hostname", "node"), ("node_ip", "node_ip"), ("device", "device"), ("world_size", "world_size")):
             if last.get(key) is not None:
                 tags[tag] = str(last[key])
+        tags.update({f"env.{k}": str(v) for k, v in (last.get("env") or {}).items() if v is not None})
         if rec.error:
             tags["error"] = rec.error[:TAG_MAX]
-        metrics = {"wall_time_s": rec.duration_s}
+        metrics = {"wall_time_s": rec.duration_s, **{k: v for k, v in last.items() if k.startswith("time_")}}
         if rec.status == COMPLETED:
             metrics.update({OBJECTIVE: rec.objective, "final_val_loss": rec.final_val_loss})
         self._log(run_id, metrics={k: v for k, v in metrics.items() if finite(v)}, tags=tags, step=last.get("step") or 0)

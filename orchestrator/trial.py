@@ -11,12 +11,37 @@ the outcome {status, objective, final_val_loss, error, log_tail, done: True}; th
 of the last step travels in that final result (its val_loss, step, progress 1.0). A trainer that
 fails or diverges is a final result with that status, never an exception, so it cannot stop
 the sweep. This module runs in Ray workers: it talks to neither MLflow nor Optuna.
+
+The final result also lays out the trial's timeline in seconds, from this worker's wall-clock
+stamps and the `time` of the trainer's events (one host, one clock), in the order they happen:
+
+  time_spawn_s    setup() start -> trainer process started: trial directory, proposal checks
+                  (the trainer's config validation), fork and exec
+  time_startup_s  process started -> the trainer's `start` event; the sum of the next three:
+    time_import_s   process started -> train() called: interpreter, imports (torch), config;
+                    under torchrun also its launcher
+    time_data_s     reading and checking the train shard and the validation tokens
+    time_build_s    device and process group, model, optimizers
+  time_compile_s  the untimed warm-up (the `warmup` event's `seconds`): torch.compile on CUDA
+  time_train_s    the trainer's timed training (train_time_ms / 1000)
+  time_val_s      the rest of the training loop (`warmup` -> `end` minus time_train_s): validation
+                  (on CUDA the first one compiles the validation graph) and checkpoints
+  time_exit_s     `end` event -> process exit seen
+  time_process_s  process started -> exit seen: time_startup_s + ... + time_exit_s
+  time_trial_s    setup() start -> this final result
+  started_at      setup() start as a unix time, to line trials up on one axis
+
+The Ray actor's own start-up (worker process, imports of Ray Tune and this module) comes before
+setup() and is in no key: the driver sees it between its trials. A key is absent when its phase
+did not happen (a rejected proposal has only time_trial_s; a trainer that failed before `start`
+has no start-up keys). Intermediate results carry none of them.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
+import subprocess
 import time
 from collections import deque
 from pathlib import Path
@@ -51,6 +76,53 @@ def trial_dir_name(config: dict[str, Any], trial_id: str) -> str:
     return f"trial_{number:04d}" if isinstance(number, int) else f"trial_{trial_id}"
 
 
+class Timeline:
+    """One trial's wall-clock stamps (unix seconds) and the trainer's phase events, as time_* keys."""
+
+    PHASE_EVENTS = ("start", "warmup", "end")
+
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {"setup": time.time()}
+        self.events: dict[str, dict[str, Any]] = {}
+
+    def mark(self, name: str) -> None:
+        """Stamp `name` now; the first stamp of a name stays."""
+        self.at.setdefault(name, time.time())
+
+    def add(self, ev: dict[str, Any]) -> None:
+        """Keep a phase event and its stamp (the trainer's `time`); other events are ignored."""
+        if ev["event"] in self.PHASE_EVENTS and finite(ev.get("time")):
+            self.events[ev["event"]] = ev
+            self.at[ev["event"]] = ev["time"]
+
+    def span(self, a: str, b: str) -> float | None:
+        """Seconds from stamp `a` to stamp `b`; None unless both happened."""
+        return self.at[b] - self.at[a] if a in self.at and b in self.at else None
+
+    def keys(self, train_time_ms: float) -> dict[str, float]:
+        """The keys of the phases that happened (see the module docstring); time_trial_s runs to now."""
+        start, warmup = self.events.get("start", {}), self.events.get("warmup", {})
+        startup, loop = self.span("spawn", "start"), self.span("warmup", "end")
+        init, data = start.get("seconds"), start.get("data_seconds")
+        parts = startup is not None and finite(init) and finite(data)
+        train = train_time_ms / 1000 if loop is not None else None
+        out = {
+            "time_spawn_s": self.span("setup", "spawn"),
+            "time_startup_s": startup,
+            "time_import_s": startup - init if parts else None,
+            "time_data_s": data if parts else None,
+            "time_build_s": init - data if parts else None,
+            "time_compile_s": warmup.get("seconds"),
+            "time_train_s": train,
+            "time_val_s": loop - train if loop is not None else None,
+            "time_exit_s": self.span("end", "exit"),
+            "time_process_s": self.span("spawn", "exit"),
+            "time_trial_s": time.time() - self.at["setup"],
+            "started_at": self.at["setup"],
+        }
+        return {k: v for k, v in out.items() if finite(v)}
+
+
 class TrainerTrial(tune.Trainable):
     """Runs `python -m trainer --config BASE --set ... --events DIR/events.jsonl` for one proposal.
 
@@ -60,6 +132,7 @@ class TrainerTrial(tune.Trainable):
     """
 
     def setup(self, config: dict[str, Any], space=None, workdir: str = ".", trials_dir: str = "trials"):
+        self.timeline = Timeline()
         self.space = space
         self.dir = Path(trials_dir) / trial_dir_name(config, self.trial_id)
         if self.dir.exists():  # a retried trial (Tune's failure handling) starts afresh
@@ -86,6 +159,7 @@ class TrainerTrial(tune.Trainable):
         cmd = trainer_command(space.base.config, self.overrides, self.events_path, nproc)
         self.tail = EventTail(self.events_path)
         self.started = time.monotonic()
+        self.timeline.mark("spawn")
         self.process = TrainerProcess(cmd, cwd=workdir, log=self.dir / "trainer.log")
 
     # --- Tune's interface ------------------------------------------------------------
@@ -100,6 +174,7 @@ class TrainerTrial(tune.Trainable):
                 return self.pending.popleft()
             code = self.process.poll()
             if code is not None:
+                self.timeline.mark("exit")
                 self._read_events()  # lines written just before it exited
                 if self.pending:
                     return self.pending.popleft()
@@ -108,7 +183,16 @@ class TrainerTrial(tune.Trainable):
             if time_s is not None and not self.time_limit_hit and time.monotonic() - self.started > time_s:
                 self.time_limit_hit = True
                 self.process.terminate()
-            time.sleep(POLL_S)
+            self._wait(POLL_S)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`, but wake as soon as the trainer exits: the trial ends without a
+        poll interval's delay, and time_exit_s is not rounded up to one."""
+        try:
+            self.process.proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return
+        self.timeline.mark("exit")
 
     def cleanup(self) -> None:
         """Tune stopped the trial (or it ended): SIGTERM the trainer, wait, then SIGKILL."""
@@ -120,10 +204,12 @@ class TrainerTrial(tune.Trainable):
     def _read_events(self) -> None:
         for ev in self.tail.read():
             kind = ev["event"]
+            self.timeline.add(ev)
             if kind == "start":
                 cfg = ev.get("config") or {}
                 self.num_iterations = (cfg.get("schedule") or {}).get("num_iterations")
-                self.info.update(device=ev.get("device"), world_size=ev.get("world_size"), model_params=ev.get("params"))
+                self.info.update(device=ev.get("device"), world_size=ev.get("world_size"), model_params=ev.get("params"),
+                                 env=ev.get("env") or {})
             elif kind == "val":
                 result = self._val_result(ev)
                 # The val event at the last step is the end of the run: it goes out with the
@@ -183,5 +269,6 @@ class TrainerTrial(tune.Trainable):
             "error": error or "",
             **self.info,
             **extra,
+            **self.timeline.keys(self.last["train_time_ms"]),
             "done": True,
         }

@@ -1,8 +1,17 @@
 """The trainer's event stream: one JSON object per line, read by the orchestrator.
 
-Events: `start`, `train` (every step), `val`, `checkpoint` and a last `end` whose
+Events: `start`, `warmup`, `train` (every step), `val`, `checkpoint` and a last `end` whose
 `status` is `completed`, `diverged`, `stopped` or `failed`. Alongside, the familiar
 `step:N/M val_loss:X train_time:Yms step_avg:Zms` lines go to the console.
+
+Every event has `time` (unix seconds, when it was written). The phase events also say how long
+their phase took, so a reader can lay out a run's timeline (orchestrator/trial.py does):
+  start   after data checks and model build: `seconds` since `train()` was called (device and
+          process group, data, model, optimizers), of which `data_seconds` reading and checking
+          the train shard and the validation tokens;
+          `env`: the environment fingerprint (host, python, torch; on CUDA the GPU model and
+          count, driver, CUDA and triton versions): timings compare only within one fingerprint;
+  warmup  after the untimed warm-up (torch.compile on CUDA): `seconds` it took.
 """
 
 from __future__ import annotations

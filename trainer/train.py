@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from trainer.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import TrainStream, load_shard, load_val_tokens, rank_share, resolve_files, val_sequences
+from trainer.environment import fingerprint
 from trainer.errors import InputError
 from trainer.events import EventWriter
 from trainer.model import GPT
@@ -145,11 +146,13 @@ class Run:
         self.sched = Schedules(cfg.schedule, cfg.model)
         self.cuda = d.device.type == "cuda"
         cfg.check_for_run(d.world)
+        t_data = time.perf_counter()
         self.train_files = resolve_files(cfg.data.train_files, "data.train_files")
         load_shard(self.train_files[0], cfg.model.vocab_size)  # fail on a bad first shard before any work
         val_files = resolve_files(cfg.data.val_files, "data.val_files")
         val_tokens = load_val_tokens(val_files, cfg.data.val_tokens, cfg.model.vocab_size)
         self.val_seqs = val_sequences(val_tokens, cfg.data.val_seq_len, d.rank, d.world)
+        self.data_seconds = time.perf_counter() - t_data  # the `start` event reports it
         self.model = build_model(cfg, d)
         self.optimizers = build_optimizers(self.model, cfg, self.cuda)
         compiled = self.cuda and cfg.runtime.compile
@@ -340,6 +343,7 @@ class Run:
 
 def train(cfg: TrainConfig, events_path: str | None = None, resume: Path | None = None) -> str:
     """Run one training run end to end, writing events; returns the final status."""
+    called = time.perf_counter()  # the `start` event's `seconds` count from here
     stop = StopFlag()
     if resume is not None:
         find_checkpoint(resume)  # a bad path fails before any work
@@ -354,7 +358,9 @@ def train(cfg: TrainConfig, events_path: str | None = None, resume: Path | None 
     try:
         run = Run(cfg, events, d)
         n_params = sum(p.numel() for p in run.model.parameters())
-        events.emit("start", world_size=d.world, device=str(d.device), params=n_params, config=cfg.model_dump(mode="json"))
+        events.emit("start", world_size=d.world, device=str(d.device), params=n_params,
+                    seconds=time.perf_counter() - called, data_seconds=run.data_seconds, env=fingerprint(d.device),
+                    config=cfg.model_dump(mode="json"))
         t_start = time.perf_counter()
         run.warm_up()
         if resume is not None:
