@@ -49,11 +49,33 @@ def effects_table(rows: list[Effect]) -> str:
     return markdown_table(headers, table, [False] + [True] * 9)
 
 
+# what makes timings comparable: the host is left out (a cluster's nodes share a fingerprint)
+TIMING_KEYS = ("gpu", "gpu_count", "driver", "cuda", "torch", "triton", "cpu")
+
+
+def environments_section(all_arms: list[Arm]) -> str:
+    """The environment fingerprints the completed runs ran in, by arm; a warning when timings mix them."""
+    seen: dict[tuple[tuple[str, str], ...], dict[str, int]] = {}
+    for arm in all_arms:
+        for t in arm.trials:
+            key = tuple((k, t.env[k]) for k in TIMING_KEYS if k in t.env)
+            counts = seen.setdefault(key, {})
+            counts[arm.name] = counts.get(arm.name, 0) + 1
+    rows = [[", ".join(f"{k} {v}" for k, v in key) or "(not recorded)",
+             ", ".join(f"{a} {n}" for a, n in counts.items())] for key, counts in seen.items()]
+    text = "## Environments\n\n" + markdown_table(["fingerprint", "completed runs by arm"], rows, [False, False])
+    if len(seen) > 1:
+        text += ("\n\n**Timings mix environments**: train-time differences between arms compare unlike machines; "
+                 "compare timings within one fingerprint (losses are unaffected).")
+    return text
+
+
 def ablation_sections(sweep: Sweep, all_arms: list[Arm], rows: list[Effect], out_dir: Path) -> list[str]:
     """The Markdown sections after the header, with their figures written into out_dir."""
     sections = [
         "## Arms (completed runs)\n\n" + arms_table(all_arms),
         f"## Variants against {BASELINE} (final val loss)\n\n{effects_table(rows)}\n\n{EFFECT_LEGEND}",
+        environments_section(all_arms),
     ]
     drawn = [a for a in all_arms if a.trials]
     if drawn:

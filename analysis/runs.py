@@ -20,6 +20,7 @@ from trainer.errors import InputError
 
 PARENT_TAG = "mlflow.parentRunId"
 SEARCHED = "searched."
+ENV = "env."
 RUNNING = "running"
 COMPLETED = "completed"
 MAX_RUNS = 50000  # one page of search_runs; far more trials than any sweep runs
@@ -41,6 +42,7 @@ class Trial:
     searched: dict[str, Value] = field(default_factory=dict)
     error: str = ""
     retry_of: int | None = None
+    env: dict[str, str] = field(default_factory=dict)  # the environment fingerprint (env.* tags)
 
     @property
     def label(self) -> str:
@@ -151,6 +153,7 @@ def _trial(run: Run) -> Trial:
         searched={k[len(SEARCHED):]: parse_value(v) for k, v in sorted(params.items()) if k.startswith(SEARCHED)},
         error=tags.get("error", ""),
         retry_of=int(retry_of) if retry_of.isdigit() else None,
+        env={k[len(ENV):]: v for k, v in sorted(tags.items()) if k.startswith(ENV)},
     )
 
 

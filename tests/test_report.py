@@ -38,9 +38,10 @@ ABLATION_LOSSES = {
 ABLATION_TIMES_MS = {"baseline": 180_000, "no_gate": 176_000, "short_window": 171_000}
 
 
-def _run(client, exp_id, parent_id, number, status, params, metrics=None, curve=(), error=""):
+def _run(client, exp_id, parent_id, number, status, params, metrics=None, curve=(), error="", env=None):
     """A child run as the driver writes it: tags, dotted params, val curve by step, final metrics."""
-    tags = {"mlflow.parentRunId": parent_id, "status": status, "optuna_trial": str(number)}
+    tags = {"mlflow.parentRunId": parent_id, "status": status, "optuna_trial": str(number),
+            **{f"env.{k}": v for k, v in (env or {}).items()}}
     if error:
         tags["error"] = error
     run_id = client.create_run(exp_id, run_name=f"trial_{number:04d}", tags=tags).info.run_id
@@ -95,7 +96,9 @@ def store(tmp_path_factory):
             ms = ABLATION_TIMES_MS[arm] + 700 * ((7 * seed + len(arm)) % 5)  # node-to-node timing noise
             params = {"searched.arm": arm, "searched.seed": seed, "runtime.seed": seed}
             metrics = {"objective": losses[seed], "final_val_loss": losses[seed], "wall_time_s": ms / 1000}
-            _run(client, exp_id, parent_ab, number, "completed", params, metrics, _curve(losses[seed], ms))
+            gpu = "NVIDIA A100-SXM4-80GB" if seed == 3 else "NVIDIA H100 80GB HBM3"  # seed 3 ran elsewhere
+            env = {"gpu": gpu, "torch": "2.11.0", "host": f"node{seed}"}
+            _run(client, exp_id, parent_ab, number, "completed", params, metrics, _curve(losses[seed], ms), env=env)
             number += 1
     _run(client, exp_id, parent_ab, number, "diverged", {"searched.arm": "no_gate", "searched.seed": 4},
          curve=[(0, 10.83, 0.0)], error="non-finite loss at step 37")
@@ -214,3 +217,12 @@ def test_unknown_name_names_the_store_and_the_experiments_in_it(store, tmp_path)
     result = CliRunner().invoke(app, ["lr", "--tracking-uri", f"sqlite:///{missing}"])
     assert result.exit_code == 2 and "no MLflow store at" in result.output
     assert not missing.exists()  # reading a report never creates an empty store
+
+
+def test_ablation_lists_its_environments_and_warns_when_timings_mix_them(store, tmp_path):
+    text = write_report("gate", store["uri"], out_dir=tmp_path, log_to_mlflow=False).read_text()
+    envs = _section(text, "Environments")
+    assert "gpu NVIDIA H100 80GB HBM3, torch 2.11.0" in envs and "baseline 3, no_gate 3, short_window 3" in envs
+    assert "gpu NVIDIA A100-SXM4-80GB, torch 2.11.0" in envs and "baseline 1, no_gate 1, short_window 1" in envs
+    assert "node0" not in envs  # hosts of one cluster share a fingerprint
+    assert "Timings mix environments" in envs
