@@ -118,6 +118,32 @@ def ablate(
     raise typer.Exit(result.exit_code)
 
 
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="The sweep to promote from (its MLflow experiment name).")],
+    top_k: Annotated[int, typer.Option(help="How many of the sweep's best configs to re-run.")] = 3,
+    reseeds: Annotated[int, typer.Option(help="Fresh seeds per config.")] = 5,
+    nproc: Annotated[int, typer.Option(help="Ranks in the record folder's run.sh (torchrun); 1 runs plain python.")] = 8,
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join. Default: a local Ray.")] = None,
+    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI (the sweep's).")] = DEFAULT_TRACKING_URI,
+    storage: Annotated[str, typer.Option(help="Optuna storage URL.")] = DEFAULT_STORAGE,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted promotion.")] = False,
+) -> None:
+    """Promote a sweep's winner: re-run its K best configs with R fresh seeds, pick by mean, write a record folder.
+
+    The best single run of a sweep is biased low (the winner's curse), so the finalists are re-run as an ablation named NAME-promote (the sweep's best trial is its baseline; paired by seed) and the config with the lowest mean final val loss wins. Writes records/<date>_NAME/: config.yaml (the full resolved config), run.sh (torchrun on --nproc ranks; FineWeb from $DATA_DIR), README.md (the evidence: means, CIs, seeds, MLflow run ids, commit), statistics.md (finalists compared, the record rule applied) and environment.json; also logged on the promotion's MLflow run.
+
+    Example: speedrun promote smoke --top-k 2 --reseeds 3 --nproc 1    (after: speedrun sweep smoke)
+    """
+    from orchestrator.promote import promote as run_promotion
+    from orchestrator.sweep import SweepOptions
+
+    options = SweepOptions(address=address, tracking_uri=tracking_uri, storage=storage, resume=resume)
+    with exit_on_input_error():
+        folder = run_promotion(name, top_k, reseeds, options, nproc)
+    typer.echo(f"record folder: {folder}")
+
+
 def _load_or_exit(load):
     """The loaded space or ablation; its SpaceError's lines on stderr and exit 2 otherwise."""
     from search_spaces import SpaceError
