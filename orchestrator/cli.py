@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli_data import data_app
+from orchestrator.cli_record import record_app
 from orchestrator.cli_report import report
 from orchestrator.errors import INPUT_ERROR_EXIT_CODE, exit_on_input_error
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
@@ -19,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(record_app, name="record")
 app.command()(report)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 
-from orchestrator.outcome import OBJECTIVE, PROGRESS, VAL_LOSS
+from orchestrator.outcome import INTERRUPTED, OBJECTIVE, PROGRESS, VAL_LOSS
 from orchestrator.records import TrialRecord, best_record
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 from search_spaces import AblationSpace, Budget, Resources, SweepSpace, load_space
@@ -172,11 +172,14 @@ def _no_restore_hint(record: logging.LogRecord) -> bool:
 
 
 def queue(name: str, storage: str, planned: list[dict[str, Any]]) -> None:
-    """Enqueue a new sweep's planned proposals (an ablation's runs) in order, before any is asked for."""
+    """Enqueue the planned proposals (an ablation's runs) the study does not hold yet, in order:
+    all of them for a new sweep; on resume, those a larger `--seeds` added."""
     if planned:
         study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
+        held = [t.params for t in study.get_trials(deepcopy=False) if t.user_attrs.get("status") != INTERRUPTED]
         for params in planned:
-            study.enqueue_trial(params, skip_if_exists=False)
+            if params not in held:
+                study.enqueue_trial(params, skip_if_exists=False)
 
 
 def tune_run_name(sweep_dir: Path) -> str:
@@ -258,7 +261,7 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
                     **({"arms": space.arms, "seeds": space.seeds} if space.kind == "ablation" else {}),
                 },
             )
-            queue(name, options.storage, space.planned_trials())
+        queue(name, options.storage, space.planned_trials())
         remaining = max(budget.trials - len(carry.finished), 0)
         view = SweepConsole(budget.trials, parallel, metric, console, earlier=carry.finished)
         if options.resume:

@@ -84,7 +84,9 @@ class AblationSpace(BaseModel):
     def define_by_run(self, trial: optuna.Trial) -> dict[str, Any]:
         """Ask for an arm and a seed (queued trials come with both fixed)."""
         trial.suggest_categorical(ARM, list(self.arms))
-        trial.suggest_categorical(SEED, self.seeds)
+        # an int range, not a categorical: Optuna refuses a categorical whose choices change,
+        # and resuming with more seeds widens this range
+        trial.suggest_int(SEED, min(self.seeds), max(self.seeds))
         return {}
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:

@@ -563,3 +563,27 @@ resources: {gpus: 0, cpus: 1}
     assert "| gelu" in text and "3 pairs" in text
     for figure in ("arms.png", "arm_curves.png"):
         assert (report.parent / figure).stat().st_size > 10_000 and f"]({figure})" in text
+
+
+def test_resuming_an_ablation_with_more_seeds_runs_only_the_new_seeds(local_ray, tmp_path, monkeypatch):
+    from orchestrator.ablate import prepare_ablation
+
+    monkeypatch.chdir(tmp_path)
+    ablation = write_space(tmp_path, """\
+base:
+  config: tiny
+  set: {eval.every: 2, data.val_tokens: 2048}
+variants:
+  gelu: {model.relu_squared: false}
+seeds: 2
+budget: {steps: 2}
+resources: {gpus: 0, cpus: 1}
+""", name="ablation.yaml")
+    first = run_sweep(prepare_ablation(ablation), SweepOptions(name="grow"))
+    assert first.complete and len(first.records) == 4
+    more = run_sweep(prepare_ablation(ablation, seeds=3), SweepOptions(name="grow", resume=True))
+    assert more.complete and len(more.records) == 6
+    study = optuna.load_study(study_name="grow", storage="sqlite:///optuna.db")
+    runs = sorted((t.params["arm"], t.params["seed"]) for t in study.trials)
+    assert runs == sorted((arm, s) for arm in ("baseline", "gelu") for s in (0, 1, 2))  # each once
+    assert {t.number for t in study.trials if t.params["seed"] == 2} == {4, 5}  # only the new seed ran again
