@@ -36,9 +36,18 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from search_spaces.constraints import is_dotted_key, proposal_tree, stage_problems
 from search_spaces.loader import find_file, read_file
 from search_spaces.report import Report
-from search_spaces.schema import STEPS_KEY, BaseSpec, Budget, Objective, Resources, SamplerSpec, SchedulerSpec
+from search_spaces.schema import (
+    STEPS_KEY,
+    BaseSpec,
+    Budget,
+    Objective,
+    Resources,
+    SamplerSpec,
+    SchedulerSpec,
+    base_overrides,
+)
 from search_spaces.trainer_hook import OverrideCheck, hook_message, two_argument
-from search_spaces.validation import read_base, read_section
+from search_spaces.validation import read_base, read_name, read_section
 from search_spaces.yaml_data import Path_, to_yaml
 
 ABLATIONS_DIR = Path(__file__).parent / "ablations"
@@ -95,10 +104,7 @@ class AblationSpace(BaseModel):
 
     def base_overrides(self) -> list[str]:
         """`base.set` and `budget.steps` as trainer `KEY=VALUE` overrides."""
-        out = [f"{k}={to_yaml(v)}" for k, v in self.base.set.items()]
-        if self.budget.steps is not None:
-            out.append(f"{STEPS_KEY}={self.budget.steps}")
-        return out
+        return base_overrides(self.base, self.budget)
 
     def overrides(self, params: dict[str, Any]) -> list[str]:
         """The trainer overrides of one (arm, seed); ValueError for an unknown arm."""
@@ -164,10 +170,7 @@ def _validate(report: Report, data: Any, seeds: int | None) -> AblationSpace | N
         if key not in data and not (key == "seeds" and seeds):
             report.error((), f"missing key '{key}'; it is required")
     n_errors = len(report.errors)
-    name = data.get("name", report.file.stem)
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        report.error(("name",), f"got {name!r}; expected letters, digits, '_', '.' or '-' (it names the study)")
-    description = data.get("description", "") or ""
+    name, description = read_name(report, data)
     base = read_base(report, data["base"]) if "base" in data else None
     arms = {BASELINE: _overrides(report, data.get("baseline") or {}, ("baseline",))}
     raw_variants = data.get("variants")

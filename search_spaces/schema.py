@@ -142,6 +142,14 @@ class Resources(_Section):
         return max(self.gpus, 1)
 
 
+def base_overrides(base: BaseSpec, budget: Budget) -> list[str]:
+    """`base.set` and `budget.steps` as trainer `KEY=VALUE` overrides (sweeps and ablations alike)."""
+    out = [f"{k}={to_yaml(v)}" for k, v in base.set.items()]
+    if budget.steps is not None:
+        out.append(f"{STEPS_KEY}={budget.steps}")
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # The space
 
@@ -222,10 +230,7 @@ class SweepSpace(BaseModel):
 
     def base_overrides(self) -> list[str]:
         """`base.set` and `budget.steps` as trainer `KEY=VALUE` overrides."""
-        out = [f"{k}={to_yaml(v)}" for k, v in self.base.set.items()]
-        if self.budget.steps is not None:
-            out.append(f"{STEPS_KEY}={self.budget.steps}")
-        return out
+        return base_overrides(self.base, self.budget)
 
     def overrides(self, params: dict[str, Any]) -> list[str]:
         """The trainer `KEY=VALUE` overrides of one trial: base overrides, then every param in

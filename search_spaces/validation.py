@@ -86,12 +86,7 @@ def validate(report: Report, data: Any) -> SweepSpace | None:
             report.error((), f"missing key '{key}'; it is required")
     n_errors = len(report.errors)
 
-    name = data.get("name", report.file.stem)
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        report.error(("name",), f"got {name!r}; expected letters, digits, '_', '.' or '-' (it names the study)")
-    description = data.get("description", "") or ""
-    if not isinstance(description, str):
-        report.error(("description",), f"got {description!r}; expected text")
+    name, description = read_name(report, data)
     base = read_base(report, data["base"]) if "base" in data else None
     params = read_params(report, data["params"]) if "params" in data else None
     constraints = _constraints(report, data.get("constraints"))
@@ -118,6 +113,17 @@ def validate(report: Report, data: Any) -> SweepSpace | None:
     )
     _cross_checks(report, space)
     return space
+
+
+def read_name(report: Report, data: dict) -> tuple[str, str]:
+    """`name` (default: the file's stem; it names the study and the experiment) and `description`."""
+    name = data.get("name", report.file.stem)
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        report.error(("name",), f"got {name!r}; expected letters, digits, '_', '.' or '-' (it names the study)")
+    description = data.get("description", "") or ""
+    if not isinstance(description, str):
+        report.error(("description",), f"got {description!r}; expected text")
+    return name, description
 
 
 def read_section(report: Report, model: type[BaseModel], raw: Any, path: Path_, short: str | None) -> Any:

@@ -442,9 +442,32 @@ def wait_for_study(storage: str, name: str, ready, timeout: float) -> None:
     raise AssertionError(f"the study never reached the awaited state in {timeout:.0f} s")
 
 
-def test_a_sigkilled_sweep_resumes_with_no_trial_lost_or_duplicated(tmp_path):
+@pytest.fixture
+def sigkill_driver():
+    """`kill(cmd, cwd, name, ready)`: run a driver in its own session and SIGKILL it (the driver
+    alone: its Ray and trainers must go by themselves) once its study's trials satisfy `ready`.
+    Whatever is left of its session is killed when the test ends."""
     import signal
 
+    drivers = []
+
+    def kill(cmd: list[str], cwd: Path, name: str, ready) -> None:
+        with open(cwd / f"{name}_killed_driver.log", "w") as log:
+            driver = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        drivers.append(driver)
+        wait_for_study(f"sqlite:///{cwd / 'optuna.db'}", name, ready, timeout=240)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+
+    yield kill
+    for driver in drivers:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_a_sigkilled_sweep_resumes_with_no_trial_lost_or_duplicated(tmp_path, sigkill_driver):
     T = optuna.trial.TrialState
     space_file = write_space(tmp_path, TINY + """\
 params:
@@ -455,32 +478,20 @@ resources: {gpus: 0, cpus: 1}
 """)
     sweep = [sys.executable, "-m", "orchestrator.cli", "sweep", str(space_file), "--name", "killed"]
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    with open(tmp_path / "driver1.log", "w") as log:
-        driver = subprocess.Popen(sweep, cwd=tmp_path,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        # killed while one trial has finished and another is running
-        wait_for_study(storage, "killed", lambda ts: any(t.state == T.COMPLETE for t in ts)
-                       and any(t.state == T.RUNNING for t in ts), timeout=240)
-        driver.send_signal(signal.SIGKILL)
-        driver.wait()
-        before = {t.number: t for t in optuna.load_study(study_name="killed", storage=storage).trials}
-        finished_before = {n for n, t in before.items() if t.state == T.COMPLETE}
-        # the killed driver's trainers do not train on, orphaned
-        deadline = time.time() + 60
-        while processes_mentioning(str(tmp_path / "sweeps")) and time.time() < deadline:
-            time.sleep(0.5)
-        assert not processes_mentioning(str(tmp_path / "sweeps")), "trainers outlived their killed driver"
+    # killed while one trial has finished and another is running
+    sigkill_driver(sweep, tmp_path, "killed", lambda ts: any(t.state == T.COMPLETE for t in ts)
+                   and any(t.state == T.RUNNING for t in ts))
+    finished_before = {t.number for t in optuna.load_study(study_name="killed", storage=storage).trials
+                       if t.state == T.COMPLETE}
+    # the killed driver's trainers do not train on, orphaned
+    deadline = time.time() + 60
+    while processes_mentioning(str(tmp_path / "sweeps")) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not processes_mentioning(str(tmp_path / "sweeps")), "trainers outlived their killed driver"
 
-        resumed = subprocess.run([*sweep, "--resume"], cwd=tmp_path,
-                                 capture_output=True, text=True, timeout=400)
-        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-        assert "resuming sweep" in resumed.stdout, resumed.stdout
-    finally:
-        try:
-            os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    resumed = subprocess.run([*sweep, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming sweep" in resumed.stdout, resumed.stdout
 
     study = optuna.load_study(study_name="killed", storage=storage)
     finished = [t for t in study.trials if t.user_attrs.get("status") != "interrupted"]
@@ -512,9 +523,7 @@ resources: {gpus: 0, cpus: 1}
 # An ablation end to end: killed, resumed, reported
 
 
-def test_a_killed_ablation_resumes_without_rerunning_finished_seeds_and_reports_its_effects(tmp_path):
-    import signal
-
+def test_a_killed_ablation_resumes_without_rerunning_finished_seeds_and_reports_its_effects(tmp_path, sigkill_driver):
     T = optuna.trial.TrialState
     ablation = write_space(tmp_path, """\
 base:
@@ -528,22 +537,11 @@ resources: {gpus: 0, cpus: 1}
 """, name="ablation.yaml")
     ablate = [sys.executable, "-m", "orchestrator.cli", "ablate", str(ablation), "--name", "abl"]
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    with open(tmp_path / "driver1.log", "w") as log:
-        driver = subprocess.Popen(ablate, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for_study(storage, "abl", lambda ts: sum(t.state == T.COMPLETE for t in ts) >= 2
-                       and any(t.state == T.RUNNING for t in ts), timeout=240)
-        driver.send_signal(signal.SIGKILL)
-        driver.wait()
-        done_before = {t.number: (t.params["arm"], t.params["seed"])
-                       for t in optuna.load_study(study_name="abl", storage=storage).trials if t.state == T.COMPLETE}
-        resumed = subprocess.run([*ablate, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=400)
-        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    finally:
-        try:
-            os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    sigkill_driver(ablate, tmp_path, "abl", lambda ts: sum(t.state == T.COMPLETE for t in ts) >= 2
+                   and any(t.state == T.RUNNING for t in ts))
+    done_before = {t.number for t in optuna.load_study(study_name="abl", storage=storage).trials if t.state == T.COMPLETE}
+    resumed = subprocess.run([*ablate, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
 
     study = optuna.load_study(study_name="abl", storage=storage)
     completed = [(t.params["arm"], t.params["seed"]) for t in study.trials if t.state == T.COMPLETE]
