@@ -25,7 +25,7 @@ import optuna
 
 from orchestrator.outcome import INTERRUPTED, OBJECTIVE, PROGRESS, VAL_LOSS
 from orchestrator.records import TrialRecord, best_record
-from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
+from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute
 from search_spaces import AblationSpace, Budget, Resources, SweepSpace, load_space
 from trainer.config import load_config
 from trainer.errors import InputError
@@ -48,6 +48,10 @@ class SweepOptions:
     storage: str = DEFAULT_STORAGE
     workdir: Path = field(default_factory=Path.cwd)
     resume: bool = False  # continue the sweep of this name (orchestrator/resume.py)
+
+    def __post_init__(self) -> None:
+        self.tracking_uri = absolute(self.tracking_uri, self.workdir)
+        self.storage = absolute(self.storage, self.workdir)
 
 
 @dataclass

@@ -41,7 +41,7 @@ def test_promotion_picks_by_mean_and_its_record_folder_reruns_the_winner(tmp_pat
     assert {p.name for p in folder.iterdir()} >= {"config.yaml", "run.sh", "README.md", "statistics.md", "environment.json"}
 
     # picked by the lowest mean over the fresh seeds
-    promotion = load_sweep("pr-promote", "sqlite:///mlflow.db")
+    promotion = load_sweep("pr-promote", f"sqlite:///{tmp_path / 'mlflow.db'}")
     means = {a.name: sum(t.final_val_loss for t in a.trials) / len(a.trials) for a in arms(promotion.trials)}
     assert len(means) == 2 and all(len(a.trials) == 2 for a in arms(promotion.trials))
     picked = re.search(r"Picked: arm `([^`]+)`", (folder / "statistics.md").read_text()).group(1)
@@ -61,5 +61,5 @@ def test_promotion_picks_by_mean_and_its_record_folder_reruns_the_winner(tmp_pat
     vals = [json.loads(line) for line in events.read_text().splitlines() if '"event": "val"' in line]
     assert vals[-1]["val_loss"] == pytest.approx(seed_loss, abs=1e-3)  # thread counts may reorder float sums
 
-    artifacts = {a.path for a in MlflowClient("sqlite:///mlflow.db").list_artifacts(promotion.parent_id, "record")}
+    artifacts = {a.path for a in MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(promotion.parent_id, "record")}
     assert "record/README.md" in artifacts and "record/run.sh" in artifacts

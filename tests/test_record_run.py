@@ -43,7 +43,7 @@ def test_a_record_attempt_writes_its_verdict_into_the_folder_and_mlflow(tmp_path
     assert text.startswith("# Record attempt: PASS") and "Against the baseline" in text and "| record" in text
     assert len(list((folder / "attempt" / "logs").glob("*.log"))) == 4  # 2 seeds x (record, baseline)
 
-    client = MlflowClient("sqlite:///mlflow.db")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name(results["mlflow_experiment"])
     parent = client.search_runs([exp.experiment_id], filter_string="tags.`speedrun.role` = 'sweep'")[0]
     assert parent.data.tags["record_verdict"] == "pass"

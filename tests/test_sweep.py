@@ -198,7 +198,7 @@ resources: {gpus: 0, cpus: 1}
     assert all("out of bounds" in r.error for r in rejected)
     assert result.best is not None and result.best.status == "completed"
 
-    client = MlflowClient("sqlite:///mlflow.db")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     _, children = child_runs(client, "failures")
     assert len(children) == 8
     by_number = {int(c.data.tags["optuna_trial"]): c for c in children}
@@ -211,7 +211,7 @@ resources: {gpus: 0, cpus: 1}
         if rec.status == "failed":
             assert "trainer_log_tail.txt" in [a.path for a in client.list_artifacts(run.info.run_id)]
 
-    study = optuna.load_study(study_name="failures", storage="sqlite:///optuna.db")
+    study = optuna.load_study(study_name="failures", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     states = {t.number: t.state for t in study.trials}
     T = optuna.trial.TrialState
     want = {"completed": T.COMPLETE, "diverged": T.COMPLETE, "failed": T.FAIL, "rejected": T.FAIL}
@@ -342,7 +342,7 @@ resources: {gpus: 0, cpus: 2}
         assert events[-1]["event"] == "end" and events[-1]["status"] == "stopped", events[-1]
         assert max(e["step"] for e in events if e["event"] == "val") < 8
 
-    client = MlflowClient("sqlite:///mlflow.db")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     parent, children = child_runs(client, "asha")
     assert len(children) == 3 and parent[0].info.status == "FINISHED"
     by_number = {int(c.data.tags["optuna_trial"]): c for c in children}
@@ -351,7 +351,7 @@ resources: {gpus: 0, cpus: 2}
         assert run.data.tags["status"] == rec.status
         assert run.info.status == {"pruned": "KILLED", "completed": "FINISHED"}[rec.status]
 
-    study = optuna.load_study(study_name="asha", storage="sqlite:///optuna.db")
+    study = optuna.load_study(study_name="asha", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     T = optuna.trial.TrialState
     states = {t.number: t.state for t in study.trials}
     assert states == {r.number: (T.PRUNED if r.status == "pruned" else T.COMPLETE) for r in result.records}
@@ -581,7 +581,16 @@ resources: {gpus: 0, cpus: 1}
     assert first.complete and len(first.records) == 4
     more = run_sweep(prepare_ablation(ablation, seeds=3), SweepOptions(name="grow", resume=True))
     assert more.complete and len(more.records) == 6
-    study = optuna.load_study(study_name="grow", storage="sqlite:///optuna.db")
+    study = optuna.load_study(study_name="grow", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     runs = sorted((t.params["arm"], t.params["seed"]) for t in study.trials)
     assert runs == sorted((arm, s) for arm in ("baseline", "gelu") for s in (0, 1, 2))  # each once
     assert {t.number for t in study.trials if t.params["seed"] == 2} == {4, 5}  # only the new seed ran again
+
+
+def test_relative_sqlite_stores_are_pinned_to_the_sweep_s_directory(tmp_path):
+    # MLflow caches a store per URI for the life of the process: a relative path must not follow
+    # the first directory it was used in
+    options = SweepOptions(workdir=tmp_path)
+    assert options.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert options.storage == f"sqlite:///{tmp_path.resolve() / 'optuna.db'}"
+    assert SweepOptions(tracking_uri="http://mlflow:5000", workdir=tmp_path).tracking_uri == "http://mlflow:5000"

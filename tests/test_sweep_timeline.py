@@ -55,7 +55,7 @@ resources: {gpus: 0, cpus: 1}
         assert t0 <= rec.last["started_at"] <= rec.last["started_at"] + t["time_trial_s"] <= t1
 
     # each trial's MLflow run holds its timeline as metrics and its environment fingerprint as tags
-    client = MlflowClient("sqlite:///mlflow.db")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("timeline")
     for run in client.search_runs([exp.experiment_id], filter_string="tags.status = 'completed'"):
         assert KEYS <= set(run.data.metrics), run.data.metrics
