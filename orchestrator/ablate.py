@@ -14,6 +14,7 @@ from typing import Any
 
 from search_spaces import AblationSpace, Resources, load_ablation
 from search_spaces.yaml_data import to_yaml
+from orchestrator.targets import check_overrides
 from trainer.config import load_config
 from trainer.errors import InputError
 
@@ -59,7 +60,7 @@ def prepare_ablation(spec: str | Path, seeds: int | None = None, gpus_per_trial:
             raise InputError(f"--leave-one-out {leave_one_out}: the config does not differ from the ablation's base "
                              f"({plain.base.config}); nothing to leave out")
         variants = leave_one_out_arms(baseline, base_values)
-    space = load_ablation(spec, check_overrides=load_config, seeds=seeds, baseline=baseline, variants=variants)
+    space = load_ablation(spec, check_overrides=check_overrides, seeds=seeds, baseline=baseline, variants=variants)
     if gpus_per_trial is not None:
         if gpus_per_trial < 0:
             raise InputError(f"--gpus-per-trial {gpus_per_trial}: expected 0 or more")

@@ -10,6 +10,7 @@ import typer
 
 from orchestrator.cli_data import data_app
 from orchestrator.cli_record import record_app
+from orchestrator.cli_script import script_app
 from orchestrator.cli_report import report
 from orchestrator.errors import INPUT_ERROR_EXIT_CODE, exit_on_input_error
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(record_app, name="record")
+app.add_typer(script_app, name="script")
 app.command()(report)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
 import sys
 from collections import deque
 from pathlib import Path
+
+from trainer.process import die_with_parent
 
 STOP_GRACE_S = 10.0  # SIGTERM, then this long for the trainer's clean `stopped` exit, then SIGKILL
 
@@ -30,38 +31,26 @@ def trainer_command(config: str, overrides: list[str], events: str | Path | None
     return head + trainer_args(config, overrides, events)
 
 
-def _linux_prctl():
-    try:
-        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except OSError:  # not glibc Linux: no parent-death signal
-        return None
-
-
-_PRCTL = _linux_prctl()
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM it when the process that started it dies.
-
-    The parent is a Ray worker; when the sweep's driver is killed (SIGKILL), Ray takes its
-    workers down, and without this their trainers would train on, orphaned, holding the GPU.
-    SIGTERM (not SIGKILL) lets the trainer write `end: stopped` (torchrun forwards it).
-    """
-    _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+def trial_command(target: str, overrides: list[str], events: str | Path, nproc: int = 1) -> list[str]:
+    """The command of one trial: the trainer on a config, or `python -m trainer.script` on a `.py` script."""
+    if not str(target).endswith(".py"):
+        return trainer_command(target, overrides, events, nproc)
+    sets = [arg for item in overrides for arg in ("--set", item)]
+    return [sys.executable, "-m", "trainer.script", "--script", str(target), "--nproc", str(nproc),
+            "--events", str(events), *sets]
 
 
 class TrainerProcess:
     """One trainer subprocess; its stdout and stderr go to `log` (the console lines and any error)."""
 
-    def __init__(self, cmd: list[str], cwd: str | Path, log: str | Path):
+    def __init__(self, cmd: list[str], cwd: str | Path, log: str | Path, env: dict[str, str] | None = None):
         self.cmd = cmd
         self.log = Path(log)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                preexec_fn=_die_with_parent if _PRCTL is not None else None,
+                preexec_fn=die_with_parent(),
             )
         self.terminated = False
 

@@ -8,7 +8,8 @@ Where things go (relative to `workdir`, the directory the sweep runs in):
                                    tracking URI or SQLAlchemy URL works)
   sweeps/<name>/trials/trial_NNNN  each trial's events.jsonl, trainer.log, overrides.txt
   sweeps/<name>/tune, tune-2, ...  Ray Tune's experiment directory, one per driver (resumes add one)
-  sweeps/<name>/best.yaml          the best trial's full trainer config
+  sweeps/<name>/best.yaml          the best trial's full trainer config (a script sweep:
+                                   best_<script>.py, the script with the best trial's knobs)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import optuna
 from orchestrator.outcome import INTERRUPTED, OBJECTIVE, PROGRESS, VAL_LOSS
 from orchestrator.records import TrialRecord, best_record
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute
+from orchestrator.targets import check_overrides, patched_source, resolve
 from search_spaces import AblationSpace, Budget, Resources, SweepSpace, load_space
 from trainer.config import load_config
 from trainer.errors import InputError
@@ -75,7 +77,7 @@ class SweepResult:
 
 def prepare_space(spec: str | Path, trials: int | None = None, gpus_per_trial: int | None = None) -> SweepSpace:
     """Load and validate the space (raises SpaceError), with the command line's overrides."""
-    space = load_space(str(spec), check_overrides=load_config)
+    space = load_space(str(spec), check_overrides=check_overrides)
     update: dict[str, Any] = {}
     if trials is not None:
         if trials < 1:
@@ -152,11 +154,22 @@ def concurrency(cluster: dict[str, float], cpus: float, gpus: int, trials: int) 
 
 
 def resolve_config(base: str, overrides: list[str]) -> tuple[dict[str, Any], str] | None:
+    """A trial's full config (dict, text), or None when its overrides do not apply."""
     try:
-        cfg = load_config(base, overrides)
+        return resolve(base, overrides)
     except InputError:
         return None
-    return cfg.model_dump(mode="json"), cfg.to_yaml()
+
+
+def write_best(space: SweepSpace, best: TrialRecord, sweep_dir: Path) -> Path:
+    """The best trial's full trainer config (best.yaml), or for a script its patched copy."""
+    if space.base.is_script:
+        path = sweep_dir / f"best_{Path(space.base.config).name}"
+        path.write_text(patched_source(space.base.config, best.overrides))
+    else:
+        path = sweep_dir / "best.yaml"
+        path.write_text(load_config(space.base.config, best.overrides).to_yaml())
+    return path
 
 
 def _add_filter(logger: str, fn) -> None:
@@ -323,8 +336,7 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
         best = best_record(records)
         best_config = None
         if best is not None and space.kind == "sweep":  # an ablation's arms are compared, not ranked
-            best_config = sweep_dir / "best.yaml"
-            best_config.write_text(load_config(space.base.config, best.overrides).to_yaml())
+            best_config = write_best(space, best, sweep_dir)
         complete = not interrupted and len(records) >= budget.trials
         tracker.finish(metric, best, records, leaderboard_text(records, metric), best_config, complete)
         result = SweepResult(name, records, best, best_config, sweep_dir, tracker.experiment_id, tracker.parent_id, complete)
@@ -355,5 +367,7 @@ def _closing(view, result: SweepResult, space: SweepSpace, options: SweepOptions
         searched = [o for o in b.overrides if o not in space.base_overrides()]
         view.print(f"best: trial {b.label}, {metric} = {b.objective:.6g} (final val loss {b.final_val_loss:.4f})")
         view.print("  " + " ".join(f"--set {o}" for o in searched))
-        view.print(f"  config: {result.best_config}  (python -m trainer --config {result.best_config})")
+        run = f"torchrun --standalone --nproc_per_node=N {result.best_config}" if space.base.is_script \
+            else f"python -m trainer --config {result.best_config}"
+        view.print(f"  config: {result.best_config}  ({run})")
     view.print(f"MLflow: {options.tracking_uri}, experiment '{result.name}'; Optuna: {options.storage}, study '{result.name}'")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import subprocess
 import time
@@ -48,6 +49,13 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
     else:
         out[prefix[:-1]] = json.dumps(tree) if isinstance(tree, (list, dict, bool)) or tree is None else str(tree)
     return out
+
+
+def param_key(key: str) -> str:
+    """`key` in the characters MLflow allows in a param name: a script knob's address
+    (`TRAINING_STAGES[1].lr_mul`, `Muon.momentum#2`) keeps its shape, `[1]` becoming `.1`."""
+    key = re.sub(r"\[(\d+)\]", r".\1", key)
+    return re.sub(r"[^\w.\- /]", "_", key)
 
 
 def git_commit(path: Path) -> tuple[str | None, bool]:
@@ -174,6 +182,9 @@ class SweepTracker:
         self._log(run_id, metrics={k: v for k, v in metrics.items() if finite(v)}, tags=tags, step=last.get("step") or 0)
         if rec.log_tail:
             self.client.log_text(run_id, rec.log_tail, "trainer_log_tail.txt")
+        patched = Path(last.get("trial_dir") or "") / "train_gpt.py"  # a script trial's patched copy
+        if last.get("trial_dir") and patched.is_file():
+            self.client.log_artifact(run_id, str(patched))
         self.client.set_terminated(run_id, RUN_STATUS.get(rec.status, "FAILED"))
 
     # --- the sweep -----------------------------------------------------------------------
@@ -209,6 +220,6 @@ class SweepTracker:
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, float(v), now, step) for k, v in (metrics or {}).items()],
-            params=[Param(k, v) for k, v in (params or {}).items()],
+            params=[Param(param_key(k), v) for k, v in (params or {}).items()],
             tags=[RunTag(k, v) for k, v in (tags or {}).items()],
         )

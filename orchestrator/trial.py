@@ -50,7 +50,7 @@ from typing import Any
 from ray import tune
 
 from orchestrator.event_tail import EventTail
-from orchestrator.launch import STOP_GRACE_S, TrainerProcess, trainer_command
+from orchestrator.launch import STOP_GRACE_S, TrainerProcess, trial_command
 from orchestrator.outcome import (
     COMPLETED,
     DIVERGED,
@@ -156,11 +156,11 @@ class TrainerTrial(tune.Trainable):
             self.final = self._final_result(REJECTED, error="; ".join(problems))
             return
         nproc = space.resources.gpus if space.resources.gpus > 1 else 1
-        cmd = trainer_command(space.base.config, self.overrides, self.events_path, nproc)
+        cmd = trial_command(space.base.config, self.overrides, self.events_path, nproc)
         self.tail = EventTail(self.events_path)
         self.started = time.monotonic()
         self.timeline.mark("spawn")
-        self.process = TrainerProcess(cmd, cwd=workdir, log=self.dir / "trainer.log")
+        self.process = TrainerProcess(cmd, cwd=workdir, log=self.dir / "trainer.log", env=space.base.env)
 
     # --- Tune's interface ------------------------------------------------------------
 

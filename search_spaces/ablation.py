@@ -17,7 +17,8 @@ Grammar (`base`, `variants` and `seeds` are required)::
     resources: {gpus: 0, cpus: 2}
 
 Each run is one (arm, seed): its overrides are base.set, budget.steps, the baseline's overrides
-with the variant's on top, then `runtime.seed=<seed>`. Runs are queued seed by seed, every arm once per seed, with the
+with the variant's on top, then `runtime.seed=<seed>`. A script base (`base: {script: ...}`)
+gets no seed override: its seeds are replicates that differ by the script's own randomness. Runs are queued seed by seed, every arm once per seed, with the
 arm order rotated from one seed to the next, so a slow node or a clock that drifts over the
 ablation touches every arm alike rather than biasing the arm that always ran first or last.
 The sweep driver runs an ablation like a sweep whose proposals are all queued in advance
@@ -33,7 +34,7 @@ from typing import Any, ClassVar
 import optuna
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from search_spaces.constraints import is_dotted_key, proposal_tree, stage_problems
+from search_spaces.constraints import is_dotted_key, is_script_address, proposal_tree, stage_problems
 from search_spaces.loader import find_file, read_file
 from search_spaces.report import Report
 from search_spaces.schema import (
@@ -111,8 +112,9 @@ class AblationSpace(BaseModel):
         arm = params.get(ARM)
         if arm not in self.arms or SEED not in params:
             raise ValueError(f"expected an arm of {', '.join(self.arms)} and a seed; got {params}")
-        return [*self.base_overrides(), *(f"{k}={to_yaml(v)}" for k, v in self.arms[arm].items()),
-                f"{SEED_KEY}={int(params[SEED])}"]
+        own = [*self.base_overrides(), *(f"{k}={to_yaml(v)}" for k, v in self.arms[arm].items())]
+        # a script has no seed knob of ours: its seeds are replicates, differing by its own randomness
+        return own if self.base.is_script else [*own, f"{SEED_KEY}={int(params[SEED])}"]
 
     def violations(self, overrides: list[str]) -> list[str]:
         """Why one run cannot start (the trainer's own check, when the loader had one)."""
@@ -172,7 +174,8 @@ def _validate(report: Report, data: Any, seeds: int | None) -> AblationSpace | N
     n_errors = len(report.errors)
     name, description = read_name(report, data)
     base = read_base(report, data["base"]) if "base" in data else None
-    arms = {BASELINE: _overrides(report, data.get("baseline") or {}, ("baseline",))}
+    script = base is not None and base.is_script
+    arms = {BASELINE: _overrides(report, data.get("baseline") or {}, ("baseline",), script)}
     raw_variants = data.get("variants")
     if raw_variants is not None and (not isinstance(raw_variants, dict) or not raw_variants):
         report.error(("variants",), f"got {raw_variants!r}; expected a mapping of arm name -> overrides, at least one")
@@ -181,7 +184,7 @@ def _validate(report: Report, data: Any, seeds: int | None) -> AblationSpace | N
             if arm == BASELINE or not isinstance(arm, str) or not _NAME.fullmatch(arm):
                 report.error(("variants", arm), f"arm name {arm!r}: expected letters, digits, '_', '.' or '-', "
                                                 f"not '{BASELINE}' (the baseline arm is `baseline:`)")
-            arms[arm] = {**arms[BASELINE], **_overrides(report, body, ("variants", arm))}
+            arms[arm] = {**arms[BASELINE], **_overrides(report, body, ("variants", arm), script)}
             if not body:
                 report.error(("variants", arm), "no overrides; expected at least one (dotted key: value)")
     seed_list = list(range(seeds)) if seeds else _seeds(report, data.get("seeds"))
@@ -199,12 +202,14 @@ def _validate(report: Report, data: Any, seeds: int | None) -> AblationSpace | N
                          seeds=seed_list, objective=objective, budget=budget, resources=resources)
 
 
-def _overrides(report: Report, raw: Any, path: Path_) -> dict[str, Any]:
+def _overrides(report: Report, raw: Any, path: Path_, script: bool) -> dict[str, Any]:
     if not isinstance(raw, dict):
         report.error(path, f"got {raw!r}; expected a mapping of dotted trainer key -> value")
         return {}
     for key in raw:
-        if not is_dotted_key(key):
+        if script and not is_script_address(key):
+            report.error(path + (key,), f"'{key}' is not a knob address; expected one `speedrun script knobs` lists")
+        elif not script and not is_dotted_key(key):
             report.error(path + (key,), f"'{key}' is not a dotted trainer key; expected e.g. model.value_embeds")
         elif key in (SEED_KEY, STEPS_KEY):
             report.error(path + (key,), f"'{key}' is set per run by the ablation (seeds, budget.steps); remove it here")

@@ -18,11 +18,18 @@ from search_spaces import expressions as ex
 
 WORLD_SIZE = "world_size"
 _DOTTED_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_ADDRESS = re.compile(r"[^\s=]+")
 
 
 def is_dotted_key(key: object) -> bool:
     """Whether `key` is a trainer key: names joined by dots, e.g. optim.muon_lr."""
     return isinstance(key, str) and _DOTTED_KEY.fullmatch(key) is not None
+
+
+def is_script_address(key: object) -> bool:
+    """Whether `key` can be a script knob's address (`TRAINING_STAGES[1].lr_mul`): no spaces or `=`;
+    whether the script has that knob is the script backend's to say."""
+    return isinstance(key, str) and _ADDRESS.fullmatch(key) is not None
 
 
 def proposal_tree(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
@@ -36,8 +43,8 @@ def proposal_tree(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
         except yaml.YAMLError as e:
             problems.append(f"{key}: value is not YAML ({' '.join(str(e).split())})")
             continue
-        if not sep or not is_dotted_key(key.strip()):
-            problems.append(f"'{item}': expected KEY=VALUE with a dotted key")
+        if not sep or not is_script_address(key.strip()):
+            problems.append(f"'{item}': expected KEY=VALUE")
             continue
         if not _set_dotted(tree, key.strip(), value):
             problems.append(f"{key}: a parent of this key is set to a value, not a section")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from search_spaces.constraints import is_dotted_key
+from search_spaces.constraints import is_dotted_key, is_script_address
 from search_spaces.params import ChoiceParam, FixedParam, FloatParam, IntParam, LinearParam, StageSpec, StagesParam
 from search_spaces.report import Report, did_you_mean
 from search_spaces.yaml_data import Path_, to_yaml
@@ -25,7 +25,7 @@ _MODIFIERS: dict[str, tuple[str, ...]] = {
 _EXAMPLES = "{float: [lo, hi]}, {int: [lo, hi]}, {choice: [a, b]}, {fixed: v}"
 
 
-def read_params(report: Report, raw: Any) -> dict[str, Any] | None:
+def read_params(report: Report, raw: Any, script: bool = False) -> dict[str, Any] | None:
     """The `params` section as {dotted key: param}; None when anything in it is wrong."""
     path: Path_ = ("params",)
     if not isinstance(raw, dict) or not raw:
@@ -39,7 +39,11 @@ def read_params(report: Report, raw: Any) -> dict[str, Any] | None:
     ok = True
     for key, value in raw.items():
         p = path + (key,)
-        if not is_dotted_key(key):
+        if script and not is_script_address(key):
+            report.error(p, f"'{key}' is not a knob address; expected one `speedrun script knobs` lists")
+            ok = False
+            continue
+        if not script and not is_dotted_key(key):
             report.error(p, f"'{key}' is not a dotted trainer key; expected names joined by dots, e.g. optim.muon_lr")
             ok = False
             continue

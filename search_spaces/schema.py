@@ -11,6 +11,10 @@ Grammar (every top-level key except `base`, `params` and `budget` is optional)::
       set:                         # fixed trainer overrides, dotted key -> any YAML value
         data.val_tokens: 1048576
         schedule.seq_len: [{until: 1.0, tokens: 32768}]
+    # or a modded-nanogpt-style script, run unedited but for the literals the trial sets:
+    #   base: {script: train_gpt.py, env: {DATA_PATH: data}, set: {Hyperparameters.val_tokens: 1048576}}
+    # keys are then the script's knob addresses (`speedrun script knobs train_gpt.py`), e.g.
+    # `TRAINING_STAGES[1].lr_mul`; budget.steps does not apply (set the script's iterations knob)
 
     params:                        # dotted trainer key -> distribution (one per key)
       optim.muon_lr:  {float: [0.02, 0.1], log: true}       # float, uniform or log; optional step
@@ -83,10 +87,17 @@ class _Section(BaseModel):
 
 
 class BaseSpec(_Section):
-    """What every trial starts from: a trainer preset or config file, then fixed overrides."""
+    """What every trial starts from: a trainer preset or config file, or a train_gpt.py-style
+    script (`base: {script: PATH}`, patched per trial), then fixed overrides."""
 
-    config: str  # a preset name, or an absolute path once loaded
+    config: str  # a preset name, or an absolute path once loaded (a .py path: a script)
     set: dict[str, Any] = {}
+    env: dict[str, str] = {}  # environment of every run (a script's DATA_PATH, say)
+
+    @property
+    def is_script(self) -> bool:
+        """Trials patch and run a script; keys are its knob addresses (`speedrun script knobs`)."""
+        return self.config.endswith(".py")
 
 
 class Objective(_Section):

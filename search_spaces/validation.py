@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from search_spaces import expressions as ex
-from search_spaces.constraints import WORLD_SIZE, Constraint, is_dotted_key, proposal_tree
+from search_spaces.constraints import WORLD_SIZE, Constraint, is_dotted_key, is_script_address, proposal_tree
 from search_spaces.param_validation import read_params
 from search_spaces.params import representative_values
 from search_spaces.report import Report, did_you_mean
@@ -88,7 +88,7 @@ def validate(report: Report, data: Any) -> SweepSpace | None:
 
     name, description = read_name(report, data)
     base = read_base(report, data["base"]) if "base" in data else None
-    params = read_params(report, data["params"]) if "params" in data else None
+    params = read_params(report, data["params"], script=base is not None and base.is_script) if "params" in data else None
     constraints = _constraints(report, data.get("constraints"))
     objective = read_section(report, Objective, data.get("objective"), ("objective",), "metric")
     budget = read_section(report, Budget, data["budget"], ("budget",), None) if "budget" in data else None
@@ -142,10 +142,13 @@ def read_base(report: Report, raw: Any) -> BaseSpec | None:
     """The `base` section (`base: tiny` or a mapping); a config path resolved from the file's folder."""
     path: Path_ = ("base",)
     if isinstance(raw, str):  # `base: tiny` means a preset with no overrides
-        raw = {"config": raw}
+        raw = {"script": raw} if raw.endswith(".py") else {"config": raw}
     if not isinstance(raw, dict):
-        report.error(path, f"got {raw!r}; expected a mapping with 'config' (a preset or a config path) and 'set'")
+        report.error(path, f"got {raw!r}; expected a mapping with 'config' (a preset or a config path) or "
+                           "'script' (a train_gpt.py), and 'set'")
         return None
+    if "script" in raw:
+        return _script_base(report, raw, path)
     base = _section(report, BaseSpec, raw, path)
     if base is None:
         return None
@@ -158,6 +161,9 @@ def read_base(report: Report, raw: Any) -> BaseSpec | None:
             )
             ok = False
     config = base.config
+    if config.endswith(".py"):
+        report.error(path + ("config",), f"'{config}' is a script; expected `script: {config}` for a train_gpt.py")
+        return None
     if "/" in config or config.endswith((".yaml", ".yml")) or config.startswith("~"):
         given = Path(config).expanduser()
         candidates = [given] if given.is_absolute() else [report.file.parent / given, given]
@@ -169,8 +175,32 @@ def read_base(report: Report, raw: Any) -> BaseSpec | None:
                 "expected a preset name (e.g. tiny, gpt2_124m) or a YAML path relative to this space file",
             )
             return None
-        base = BaseSpec(config=str(found.resolve()), set=base.set)
+        base = BaseSpec(config=str(found.resolve()), set=base.set, env=base.env)
     return base if ok else None
+
+
+def _script_base(report: Report, raw: dict, path: Path_) -> BaseSpec | None:
+    """`base: {script: PATH, set: {ADDRESS: value}, env: {...}}`: a script, found from the file's folder."""
+    if "config" in raw:
+        report.error(path, "both 'config' and 'script'; expected one: a trainer config or a script")
+        return None
+    script = raw["script"]
+    if not isinstance(script, str) or not script.endswith(".py"):
+        report.error(path + ("script",), f"got {script!r}; expected the path of a .py training script")
+        return None
+    given = Path(script).expanduser()
+    candidates = [given] if given.is_absolute() else [report.file.parent / given, given]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        report.error(path + ("script",), f"no such script '{script}' (looked in {', '.join(str(c) for c in candidates)})")
+        return None
+    base = _section(report, BaseSpec, {**{k: v for k, v in raw.items() if k != "script"}, "config": str(found.resolve())}, path)
+    if base is None:
+        return None
+    bad = [key for key in base.set if not is_script_address(key)]
+    for key in bad:
+        report.error(path + ("set", key), f"'{key}' is not a knob address; expected one `speedrun script knobs` lists")
+    return None if bad else base
 
 
 def _constraints(report: Report, raw: Any) -> list[Constraint] | None:
@@ -245,6 +275,9 @@ def _constraint(report: Report, item: Any, path: Path_) -> Constraint | None:
 
 
 def _cross_checks(report: Report, space: SweepSpace) -> None:
+    if space.base.is_script and space.budget.steps is not None:
+        report.error(("budget", "steps"), "a script has no schedule.num_iterations; expected its own iterations "
+                                          "knob in base.set (e.g. Hyperparameters.num_iterations: 300)")
     _overlaps(report, space)
     if space.sampler.name == "grid":
         _grid_checks(report, space)

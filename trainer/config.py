@@ -270,7 +270,7 @@ def load_config(source: str | Path | None = None, overrides: list[str] = ()) -> 
             raise InputError(f"{path}: expected a mapping of config sections, got {type(loaded).__name__}")
         data = loaded or {}
     for item in overrides:
-        key, value = _parse_override(item)
+        key, value = parse_override(item)
         _set_dotted(data, key, value, item)
         lines = {k: v for k, v in lines.items() if k[: len(key.split("."))] != tuple(key.split("."))}
         lines[tuple(key.split("."))] = f"--set {item}"
@@ -297,7 +297,8 @@ def _find_source(source: str) -> Path:
     raise InputError(f"config '{source}': no such file, and not a preset (presets: {', '.join(preset_names())})")
 
 
-def _parse_override(item: str) -> tuple[str, Any]:
+def parse_override(item: str) -> tuple[str, Any]:
+    """`KEY=VALUE` from the command line, the value read as YAML."""
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
         raise InputError(f"--set '{item}': expected KEY=VALUE, e.g. --set optim.muon_lr=0.04")
