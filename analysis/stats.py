@@ -8,6 +8,7 @@ the handful of seeds a speedrun ablation can afford, the difference matters.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -79,7 +80,10 @@ def summarize(values: Values) -> ArmSummary:
     else:
         std = float(x.std(ddof=1))
         sem = std / math.sqrt(n)
-        low, high = (float(v) for v in stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=sem))
+        if sem == 0:  # identical runs (a deterministic script): the interval is the point
+            low = high = mean
+        else:
+            low, high = (float(v) for v in stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=sem))
     return ArmSummary(n, mean, std, sem, low, high, float(x.min()), float(x.max()))
 
 
@@ -88,7 +92,14 @@ def compare(baseline: Values, variant: Values, paired: bool | None = None) -> Co
 
     paired=None pairs exactly when both arms are {seed: value} mappings (on their common
     seeds); paired=True also accepts two sequences of equal length, paired by position.
+    Arms without spread (identical runs) have nan p-values and CIs, without scipy's warnings.
     """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _compare(baseline, variant, paired)
+
+
+def _compare(baseline: Values, variant: Values, paired: bool | None) -> Comparison:
     b_all, v_all = _array(baseline, "baseline"), _array(variant, "variant")
     welch_ok = min(len(b_all), len(v_all)) >= 2
     welch = stats.ttest_ind(v_all, b_all, equal_var=False) if welch_ok else None
@@ -184,7 +195,9 @@ def record_test(final_losses: Values, target: float = RECORD_TARGET) -> RecordTe
     s = summarize(x)
     pvalue = math.nan
     if s.n >= 2:
-        pvalue = float(stats.ttest_1samp(x, target, alternative="less").pvalue)
+        with warnings.catch_warnings():  # identical losses: scipy warns of precision loss, p is nan or 0/1
+            warnings.simplefilter("ignore", RuntimeWarning)
+            pvalue = float(stats.ttest_1samp(x, target, alternative="less").pvalue)
     return RecordTest(s.n, s.mean, s.std, pvalue, bool(pvalue < RECORD_P_THRESHOLD), target)
 
 

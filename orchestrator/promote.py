@@ -26,6 +26,7 @@ from analysis.report import effect_table
 from analysis.runs import Sweep, Trial, load_sweep
 from orchestrator.ablate import changes_from_base, prepare_ablation
 from orchestrator.sweep import SweepOptions, run_sweep
+from orchestrator.targets import patched_source, script_diff
 from orchestrator.tracking import git_commit
 from trainer.config import load_config
 from trainer.errors import InputError
@@ -67,15 +68,27 @@ def finalists(sweep: Sweep, top_k: int, into: Path) -> list[Finalist]:
     return out
 
 
+def script_knobs(finalist: Finalist) -> tuple[str, dict]:
+    """A script trial's (script, {address: value}) from its config.yaml; ("", {}) for a trainer config."""
+    doc = yaml.safe_load(finalist.config.read_text())
+    return (doc["script"], doc.get("set") or {}) if isinstance(doc, dict) and "script" in doc else ("", {})
+
+
 def promotion_file(name: str, finals: list[Finalist], reseeds: int, gpus: int, cpus: float, path: Path) -> Path:
     """The promotion as an ablation file: the best trial is the baseline, the others its variants."""
-    base = finals[0].config
-    variants = {f.arm: changes_from_base(str(base), {}, f.config)[0] for f in finals[1:]}
+    script, knobs = script_knobs(finals[0])
+    if script:  # each finalist is its whole set of knob values on the one script
+        base: dict = {"script": script}
+        baseline, variants = knobs, {f.arm: script_knobs(f)[1] for f in finals[1:]}
+    else:
+        base, baseline = {"config": finals[0].config.name}, {}
+        variants = {f.arm: changes_from_base(str(finals[0].config), {}, f.config)[0] for f in finals[1:]}
     doc = {
         "name": name,
         "description": f"re-runs of the {len(finals)} best trials with {reseeds} fresh seeds; "
                        f"baseline = trial #{finals[0].trial.number}",
-        "base": {"config": base.name},
+        "base": base,
+        "baseline": baseline,
         "variants": variants,
         "seeds": [FRESH_SEED_BASE + i for i in range(reseeds)],
         "resources": {"gpus": gpus, "cpus": cpus},
@@ -110,23 +123,32 @@ def pick_by_mean(promotion: Sweep, finals: list[Finalist]) -> Pick:
 
 
 def write_record(sweep: Sweep, promotion: Sweep, finals: list[Finalist], pick: Pick, root: Path, nproc: int) -> Path:
-    """records/<date>_<name>/: config.yaml, run.sh, README.md, statistics.md, environment.json."""
+    """records/<date>_<name>/: config.yaml (a script sweep: the patched script and changes.diff),
+    run.sh, README.md, statistics.md, environment.json."""
     folder = root / f"{datetime.now(UTC):%Y-%m-%d}_{sweep.name}"
     folder.mkdir(parents=True, exist_ok=True)
-    base = finals[0].config
-    changes = changes_from_base(str(base), {}, pick.finalist.config)[0] if pick.finalist.arm != BASELINE else {}
-    overrides = [f"{k}={json.dumps(v)}" for k, v in changes.items()]
-    cfg = load_config(str(base), overrides)
-    (folder / "config.yaml").write_text(cfg.to_yaml())
+    script, knobs = script_knobs(pick.finalist)
     run_sh = folder / "run.sh"
-    run_sh.write_text(RUN_SH.format(nproc=nproc))
+    if script:  # the patched script itself, and its diff against the original
+        overrides = [f"{k}={json.dumps(v)}" for k, v in knobs.items()]
+        (folder / Path(script).name).write_text(patched_source(script, overrides))
+        config_text = script_diff(script, overrides)
+        (folder / "changes.diff").write_text(config_text)
+        run_sh.write_text(RUN_SCRIPT_SH.format(nproc=nproc, script=Path(script).name))
+    else:
+        base = finals[0].config
+        changes = changes_from_base(str(base), {}, pick.finalist.config)[0] if pick.finalist.arm != BASELINE else {}
+        cfg = load_config(str(base), [f"{k}={json.dumps(v)}" for k, v in changes.items()])
+        config_text = cfg.to_yaml()
+        (folder / "config.yaml").write_text(config_text)
+        run_sh.write_text(RUN_SH.format(nproc=nproc))
     run_sh.chmod(0o755)
     summary = stats.summarize(pick.losses)
     record = stats.record_test(pick.losses)
     env = _environment(promotion, pick.run_ids)
     (folder / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
     (folder / "statistics.md").write_text(_statistics(promotion, pick, summary, record))
-    (folder / "README.md").write_text(_readme(sweep, promotion, finals, pick, summary, cfg.to_yaml(), nproc))
+    (folder / "README.md").write_text(_readme(sweep, promotion, finals, pick, summary, config_text, nproc, script))
     return folder
 
 
@@ -146,6 +168,16 @@ if [ "$nproc" -gt 1 ]; then
   exec "${{PYTHON:-python}}" -m torch.distributed.run --standalone --nproc_per_node="$nproc" -m trainer --config "$here/config.yaml" "${{data[@]}}" "$@"
 fi
 exec "${{PYTHON:-python}}" -m trainer --config "$here/config.yaml" "${{data[@]}}" "$@"
+"""
+
+
+RUN_SCRIPT_SH = """#!/usr/bin/env bash
+# The promoted script, as a record run: NPROC ranks (default {nproc}) on this node, in this
+# folder's parent's working directory conventions (the script's own data paths). PYTHON: the
+# interpreter to use.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+exec "${{PYTHON:-python}}" -m torch.distributed.run --standalone --nproc_per_node="${{NPROC:-{nproc}}}" "$here/{script}" "$@"
 """
 
 
@@ -176,7 +208,7 @@ def _statistics(promotion: Sweep, pick: Pick, summary: stats.ArmSummary, record:
 
 
 def _readme(sweep: Sweep, promotion: Sweep, finals: list[Finalist], pick: Pick, summary: stats.ArmSummary,
-            config_yaml: str, nproc: int) -> str:
+            config_text: str, nproc: int, script: str) -> str:
     commit, dirty = git_commit(Path(__file__).resolve().parent)
     f = pick.finalist
     searched = ", ".join(f"{k}={v}" for k, v in f.trial.searched.items()) or "(none recorded)"
@@ -212,10 +244,10 @@ DATA_DIR=data/fineweb10B ./run.sh          # NPROC ranks, {nproc} by default
 ## Provenance
 
 - speedrun commit: {commit or "unknown"}{" (with uncommitted changes)" if dirty else ""}
-- the full config (`config.yaml`):
+{f"- the script: `{Path(script).name}`, the original `{script}` with the winner's knobs (`changes.diff`):" if script else "- the full config (`config.yaml`):"}
 
-```yaml
-{config_yaml.rstrip()}
+```{"diff" if script else "yaml"}
+{config_text.rstrip()}
 ```
 """
 

@@ -8,7 +8,8 @@ Grammar (`base`, `variants` and `seeds` are required)::
       config: tiny
       set: {eval.every: 6}
     baseline: {}                   # overrides of the baseline arm on top of base (default none)
-    variants:                      # arm name -> what it changes from the baseline (dotted key -> value)
+    variants:                      # arm name -> what it changes from the baseline (dotted key -> value);
+                                   # {} runs the baseline's seeds only (replicates)
       no_value_embeds: {model.value_embeds: false}
       muon_lr_high: {optim.muon_lr: 0.08}
     seeds: 3                       # seeds 0, 1, 2 for every arm; or an explicit list [0, 7, 11]
@@ -177,8 +178,9 @@ def _validate(report: Report, data: Any, seeds: int | None) -> AblationSpace | N
     script = base is not None and base.is_script
     arms = {BASELINE: _overrides(report, data.get("baseline") or {}, ("baseline",), script)}
     raw_variants = data.get("variants")
-    if raw_variants is not None and (not isinstance(raw_variants, dict) or not raw_variants):
-        report.error(("variants",), f"got {raw_variants!r}; expected a mapping of arm name -> overrides, at least one")
+    if raw_variants is not None and not isinstance(raw_variants, dict):
+        report.error(("variants",), f"got {raw_variants!r}; expected a mapping of arm name -> overrides "
+                                    "({} for none: the baseline's seeds only)")
     elif raw_variants:
         for arm, body in raw_variants.items():
             if arm == BASELINE or not isinstance(arm, str) or not _NAME.fullmatch(arm):

@@ -231,3 +231,34 @@ def test_a_script_space_with_an_unknown_knob_fails_at_its_line_with_the_closest_
     assert "space.yaml:3: params.adam_params[0].lrr:" in msg and "adam_params[0].lr" in msg, msg
     msg = errors(f"base: {{script: {TINY}}}\nparams:\n  adam_params[0].lr: {{float: [0.01, 0.1]}}\nbudget: {{trials: 2, steps: 5}}\n")
     assert "space.yaml:4: budget.steps: a script has no schedule.num_iterations" in msg, msg
+
+
+@pytest.mark.slow
+def test_promoting_a_script_sweep_writes_the_patched_script_and_its_diff(tmp_path):
+    from orchestrator.promote import promote
+    from orchestrator.sweep import SweepOptions, prepare_space, run_sweep
+
+    data = REPO / "trainer" / "fixtures"
+    (tmp_path / "space.yaml").write_text(f"""\
+base:
+  script: {TINY}
+  set:
+    Hyperparameters.train_files: "{data}/fixture_train_*.bin"
+    Hyperparameters.val_files: "{data}/fixture_val_*.bin"
+params:
+  adam_params[0].lr: {{float: [0.01, 0.1], log: true}}
+budget: {{trials: 2}}
+sampler: {{name: random, seed: 0}}
+resources: {{gpus: 0, cpus: 1}}
+""")
+    options = SweepOptions(workdir=tmp_path)
+    run_sweep(prepare_space(tmp_path / "space.yaml"), SweepOptions(name="script-pr", workdir=tmp_path))
+    folder = promote("script-pr", top_k=2, reseeds=2, options=options, nproc=1)
+
+    patched = (folder / TINY.name).read_text()
+    diff = (folder / "changes.diff").read_text()
+    assert patched != TINY.read_text() and "adam_params" not in diff.split("@@")[0]
+    changed = [line for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert any("lr=" in line for line in changed) and all("lr=" in line or "_files" in line for line in changed)
+    assert f"./{TINY.name}" in (folder / "run.sh").read_text() or TINY.name in (folder / "run.sh").read_text()
+    assert "```diff" in (folder / "README.md").read_text()
