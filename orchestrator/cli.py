@@ -35,6 +35,7 @@ def train(
     events: Annotated[str | None, typer.Option(help="Write JSON-line events here ('-' for stdout).")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue from a checkpoint directory.")] = None,
     nproc: Annotated[int, typer.Option(help="Processes (GPUs) on this node; >1 launches torchrun.")] = 1,
+    horizon: Annotated[float, typer.Option(help="Run this fraction of the steps, every schedule compressed to fit (ends cooled down).")] = 1.0,
 ) -> None:
     """Train the speedrun GPT once.
 
@@ -42,7 +43,7 @@ def train(
     """
     from orchestrator.launch import trainer_args, trainer_command
 
-    resume_args = ["--resume", str(resume)] if resume else []
+    resume_args = (["--resume", str(resume)] if resume else []) + (["--horizon", str(horizon)] if horizon != 1.0 else [])
     if nproc > 1:
         # torchrun turns any failed rank into exit 1 and a traceback of its own: check the
         # config against the rank count here, so a bad one exits 2 with one `error:` line.

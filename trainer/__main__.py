@@ -9,10 +9,12 @@ from pathlib import Path
 from trainer.config import load_config, preset_names
 from trainer.errors import InputError
 from trainer.events import STATUS_EXIT_CODES
+from trainer.horizon import at_horizon
 
 EXAMPLE = """examples:
   python -m trainer --config tiny --set runtime.device=cpu --events run.jsonl
   torchrun --standalone --nproc_per_node=8 -m trainer --config gpt2_124m --set optim.muon_lr=0.04
+  python -m trainer --config gpt2_124m --horizon 0.5 --print-config   # half length, cooled down
 
 exit codes: 0 completed, 1 failed, 2 bad input, 3 diverged, 4 stopped (SIGTERM)"""
 
@@ -29,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="override a config key, value parsed as YAML (repeatable)")
     p.add_argument("--events", help="write events as JSON lines to this file or pipe ('-' for stdout)")
     p.add_argument("--resume", type=Path, help="continue from a checkpoint directory (or its parent)")
+    p.add_argument("--horizon", type=float, default=1.0, metavar="F",
+                   help="run F of the steps with every schedule compressed to fit, ending cooled down (e.g. 0.5)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     return p.parse_args(argv)
 
@@ -37,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
+        if args.horizon != 1.0:
+            cfg = at_horizon(cfg, args.horizon)
         if args.print_config:
             print(cfg.to_yaml(), end="")
             return 0
