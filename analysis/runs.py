@@ -146,7 +146,8 @@ def _trial(run: Run) -> Trial:
         number=int(number) if number.isdigit() else None,
         status=tags.get("status", RUNNING),
         objective=metrics.get("objective", math.nan),
-        final_val_loss=metrics.get("final_val_loss", math.nan),
+        # a completed run's latest val_loss is its final one (a run closed by `--resume` may lack the metric)
+        final_val_loss=metrics.get("final_val_loss", metrics.get("val_loss", math.nan) if tags.get("status") == COMPLETED else math.nan),
         # run.data.metrics holds each metric's latest value: the last val event's train time
         train_time_s=metrics.get("train_time_ms", math.nan) / 1000,
         wall_time_s=metrics.get("wall_time_s", math.nan),

@@ -136,9 +136,12 @@ def _record(t: FrozenTrial, overrides_of, status: str, error: str, run=None) -> 
     rec.status = status
     if status == COMPLETED and t.value is not None and finite(t.value):
         rec.objective = float(t.value)
-    final = metrics.get("final_val_loss")
-    rec.final_val_loss = float(final) if finite(final) else math.inf
     rec.curve = sorted((int(step), float(v)) for step, v in t.intermediate_values.items())
+    final = metrics.get("final_val_loss")
+    if not finite(final) and status == COMPLETED and rec.curve:
+        # the driver died before MLflow got the final numbers; Optuna holds the last val loss
+        final = rec.curve[-1][1]
+    rec.final_val_loss = float(final) if finite(final) else math.inf
     rec.last = {k: metrics[k] for k in ("train_time_ms", "tokens") if k in metrics}
     if rec.curve:
         rec.last["step"] = rec.curve[-1][0]

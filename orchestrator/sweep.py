@@ -193,7 +193,9 @@ def queue(name: str, storage: str, planned: list[dict[str, Any]]) -> None:
     all of them for a new sweep; on resume, those a larger `--seeds` added."""
     if planned:
         study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
-        held = [t.params for t in study.get_trials(deepcopy=False) if t.user_attrs.get("status") != INTERRUPTED]
+        # a queued trial not yet asked for holds its params as `fixed_params` until it runs
+        held = [t.params or t.system_attrs.get("fixed_params") for t in study.get_trials(deepcopy=False)
+                if t.user_attrs.get("status") != INTERRUPTED]
         for params in planned:
             if params not in held:
                 study.enqueue_trial(params, skip_if_exists=False)
