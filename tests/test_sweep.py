@@ -594,3 +594,41 @@ def test_relative_sqlite_stores_are_pinned_to_the_sweep_s_directory(tmp_path):
     assert options.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
     assert options.storage == f"sqlite:///{tmp_path.resolve() / 'optuna.db'}"
     assert SweepOptions(tracking_uri="http://mlflow:5000", workdir=tmp_path).tracking_uri == "http://mlflow:5000"
+
+
+def test_a_trial_whose_ray_worker_dies_is_retried_and_recorded_once(tmp_path):
+    import signal
+
+    space = write_space(tmp_path, TINY + """\
+params:
+  optim.muon_lr: {float: [0.01, 0.1], log: true}
+budget: {trials: 1, steps: 40}
+sampler: {name: random, seed: 0}
+resources: {gpus: 0, cpus: 2}
+""")
+    cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", str(space), "--name", "lost"]
+    with open(tmp_path / "driver.log", "w") as log:
+        driver = subprocess.Popen(cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        events = tmp_path / "sweeps" / "lost" / "trials" / "trial_0000" / "events.jsonl"
+        deadline = time.time() + 180
+        while not (events.is_file() and '"event": "train"' in events.read_text()) and time.time() < deadline:
+            time.sleep(0.2)
+        trainer = processes_mentioning(str(events))
+        assert trainer, "the trial's trainer never started"
+        worker = int(Path(f"/proc/{trainer[0]}/stat").read_text().split(")")[1].split()[1])  # its parent
+        killed_at = time.time()
+        os.kill(worker, signal.SIGKILL)  # the node loses the trial's Ray worker
+        assert driver.wait(timeout=400) == 0, (tmp_path / "driver.log").read_text()
+        first = json.loads(events.read_text().splitlines()[0])
+        assert first["time"] > killed_at  # the trial ran again from the start, in a new worker
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    study = optuna.load_study(study_name="lost", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
+    _, children = child_runs(MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), "lost")
+    assert len(children) == 1 and children[0].data.tags["status"] == "completed"  # retried, not duplicated
