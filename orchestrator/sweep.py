@@ -98,22 +98,29 @@ def sweep_name(space: SweepSpace, name: str | None) -> str:
     return name
 
 
-def check_new(name: str, options: SweepOptions) -> None:
-    """Refuse to mix a new sweep into an existing study or experiment of the same name."""
+def in_stores(name: str, options: SweepOptions) -> tuple[bool, bool]:
+    """Whether the stores hold a sweep NAME: (an Optuna study, an MLflow experiment)."""
     from orchestrator.tracking import experiment_exists
 
     try:
-        studies = optuna.study.get_all_study_names(storage=options.storage)
+        study = name in optuna.study.get_all_study_names(storage=options.storage)
     except Exception as exc:  # noqa: BLE001 - a bad URL, an unreachable server
         raise SweepSetupError(f"--storage {options.storage}: cannot open the Optuna storage: {exc}") from None
-    where = []
-    if name in studies:
-        where.append(f"an Optuna study in {options.storage}")
     try:
-        if experiment_exists(options.tracking_uri, name):
-            where.append(f"an MLflow experiment in {options.tracking_uri}")
+        experiment = experiment_exists(options.tracking_uri, name)
     except Exception as exc:  # noqa: BLE001
         raise SweepSetupError(f"--tracking-uri {options.tracking_uri}: cannot open the MLflow store: {exc}") from None
+    return study, experiment
+
+
+def check_new(name: str, options: SweepOptions) -> None:
+    """Refuse to mix a new sweep into an existing study or experiment of the same name."""
+    study, experiment = in_stores(name, options)
+    where = []
+    if study:
+        where.append(f"an Optuna study in {options.storage}")
+    if experiment:
+        where.append(f"an MLflow experiment in {options.tracking_uri}")
     if where:
         raise SweepSetupError(
             f"a sweep named '{name}' already exists ({' and '.join(where)}); "
@@ -123,16 +130,12 @@ def check_new(name: str, options: SweepOptions) -> None:
 
 def check_resumable(name: str, options: SweepOptions) -> None:
     """A sweep to resume must have its Optuna study and its MLflow experiment."""
-    from orchestrator.tracking import experiment_exists
-
+    study, experiment = in_stores(name, options)
     missing = []
-    try:
-        if name not in optuna.study.get_all_study_names(storage=options.storage):
-            missing.append(f"no Optuna study '{name}' in {options.storage}")
-        if not experiment_exists(options.tracking_uri, name):
-            missing.append(f"no MLflow experiment '{name}' in {options.tracking_uri}")
-    except Exception as exc:  # noqa: BLE001 - a bad URL, an unreachable server
-        raise SweepSetupError(f"cannot open the sweep's stores ({options.storage}, {options.tracking_uri}): {exc}") from None
+    if not study:
+        missing.append(f"no Optuna study '{name}' in {options.storage}")
+    if not experiment:
+        missing.append(f"no MLflow experiment '{name}' in {options.tracking_uri}")
     if missing:
         raise SweepSetupError(
             f"--resume: {' and '.join(missing)}; run it from the directory (or with the --storage and "
