@@ -135,11 +135,8 @@ def write_record(sweep: Sweep, promotion: Sweep, finals: list[Finalist], pick: P
         config_text = script_diff(script, overrides)
         (folder / "changes.diff").write_text(config_text)
         run_sh.write_text(RUN_SCRIPT_SH.format(nproc=nproc, script=Path(script).name))
-    else:
-        base = finals[0].config
-        changes = changes_from_base(str(base), {}, pick.finalist.config)[0] if pick.finalist.arm != BASELINE else {}
-        cfg = load_config(str(base), [f"{k}={json.dumps(v)}" for k, v in changes.items()])
-        config_text = cfg.to_yaml()
+    else:  # the finalist's config.yaml is the full config its promotion runs used
+        config_text = load_config(str(pick.finalist.config)).to_yaml()
         (folder / "config.yaml").write_text(config_text)
         run_sh.write_text(RUN_SH.format(nproc=nproc))
     run_sh.chmod(0o755)
