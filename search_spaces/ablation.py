@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import optuna
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from search_spaces.constraints import is_dotted_key, is_script_address, proposal_tree, stage_problems
+from search_spaces.constraints import key_problem, proposal_tree, stage_problems
 from search_spaces.loader import find_file, read_file
 from search_spaces.report import Report
 from search_spaces.schema import (
@@ -209,10 +209,9 @@ def _overrides(report: Report, raw: Any, path: Path_, script: bool) -> dict[str,
         report.error(path, f"got {raw!r}; expected a mapping of dotted trainer key -> value")
         return {}
     for key in raw:
-        if script and not is_script_address(key):
-            report.error(path + (key,), f"'{key}' is not a knob address; expected one `speedrun script knobs` lists")
-        elif not script and not is_dotted_key(key):
-            report.error(path + (key,), f"'{key}' is not a dotted trainer key; expected e.g. model.value_embeds")
+        problem = key_problem(key, script, "model.value_embeds")
+        if problem:
+            report.error(path + (key,), problem)
         elif key in (SEED_KEY, STEPS_KEY):
             report.error(path + (key,), f"'{key}' is set per run by the ablation (seeds, budget.steps); remove it here")
     return dict(raw)

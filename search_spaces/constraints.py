@@ -32,6 +32,14 @@ def is_script_address(key: object) -> bool:
     return isinstance(key, str) and _ADDRESS.fullmatch(key) is not None
 
 
+def key_problem(key: object, script: bool, example: str) -> str | None:
+    """Why `key` cannot name what a space sets — a dotted trainer key, or for a script base a
+    knob address — or None when it can; `example` is a dotted key to suggest."""
+    if script:
+        return None if is_script_address(key) else f"'{key}' is not a knob address; expected one `speedrun script knobs` lists"
+    return None if is_dotted_key(key) else f"'{key}' is not a dotted trainer key; expected names joined by dots, e.g. {example}"
+
+
 def proposal_tree(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
     """The overrides as nested trainer values, and the items that could not be placed in it."""
     problems: list[str] = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from search_spaces.constraints import is_dotted_key, is_script_address
+from search_spaces.constraints import key_problem
 from search_spaces.params import ChoiceParam, FixedParam, FloatParam, IntParam, LinearParam, StageSpec, StagesParam
 from search_spaces.report import Report, did_you_mean
 from search_spaces.yaml_data import Path_, to_yaml
@@ -39,12 +39,9 @@ def read_params(report: Report, raw: Any, script: bool = False) -> dict[str, Any
     ok = True
     for key, value in raw.items():
         p = path + (key,)
-        if script and not is_script_address(key):
-            report.error(p, f"'{key}' is not a knob address; expected one `speedrun script knobs` lists")
-            ok = False
-            continue
-        if not script and not is_dotted_key(key):
-            report.error(p, f"'{key}' is not a dotted trainer key; expected names joined by dots, e.g. optim.muon_lr")
+        problem = key_problem(key, script, "optim.muon_lr")
+        if problem:
+            report.error(p, problem)
             ok = False
             continue
         param = _param(report, value, p, top=True)

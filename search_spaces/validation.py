@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from search_spaces import expressions as ex
-from search_spaces.constraints import WORLD_SIZE, Constraint, is_dotted_key, is_script_address, proposal_tree
+from search_spaces.constraints import WORLD_SIZE, Constraint, is_dotted_key, key_problem, proposal_tree
 from search_spaces.param_validation import read_params
 from search_spaces.params import representative_values
 from search_spaces.report import Report, did_you_mean
@@ -152,14 +152,7 @@ def read_base(report: Report, raw: Any) -> BaseSpec | None:
     base = _section(report, BaseSpec, raw, path)
     if base is None:
         return None
-    ok = True
-    for key in base.set:
-        if not is_dotted_key(key):
-            report.error(
-                path + ("set", key),
-                f"'{key}' is not a dotted trainer key; expected names joined by dots, e.g. data.val_tokens",
-            )
-            ok = False
+    ok = _set_keys_ok(report, base, path)
     config = base.config
     if config.endswith(".py"):
         report.error(path + ("config",), f"'{config}' is a script; expected `script: {config}` for a train_gpt.py")
@@ -197,10 +190,16 @@ def _script_base(report: Report, raw: dict, path: Path_) -> BaseSpec | None:
     base = _section(report, BaseSpec, {**{k: v for k, v in raw.items() if k != "script"}, "config": str(found.resolve())}, path)
     if base is None:
         return None
-    bad = [key for key in base.set if not is_script_address(key)]
-    for key in bad:
-        report.error(path + ("set", key), f"'{key}' is not a knob address; expected one `speedrun script knobs` lists")
-    return None if bad else base
+    return base if _set_keys_ok(report, base, path) else None
+
+
+def _set_keys_ok(report: Report, base: BaseSpec, path: Path_) -> bool:
+    """Report each key of `base.set` that cannot name what it sets; whether there was none."""
+    problems = [(key, key_problem(key, base.is_script, "data.val_tokens")) for key in base.set]
+    for key, problem in problems:
+        if problem:
+            report.error(path + ("set", key), problem)
+    return not any(problem for _, problem in problems)
 
 
 def _constraints(report: Report, raw: Any) -> list[Constraint] | None:
