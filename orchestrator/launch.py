@@ -9,9 +9,7 @@ import sys
 from collections import deque
 from pathlib import Path
 
-from trainer.process import die_with_parent
-
-STOP_GRACE_S = 10.0  # SIGTERM, then this long for the trainer's clean `stopped` exit, then SIGKILL
+from trainer.process import STOP_GRACE_S, die_with_parent
 
 
 def trainer_args(config: str, overrides: list[str], events: str | Path | None = None) -> list[str]:

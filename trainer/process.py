@@ -16,6 +16,7 @@ def _linux_prctl():
 
 _PRCTL = _linux_prctl()  # looked up here, never in a forked child
 PR_SET_PDEATHSIG = 1
+STOP_GRACE_S = 10.0  # SIGTERM, then this long for a clean `stopped` exit, then SIGKILL
 
 
 def _sigterm_on_parent_death() -> None:

@@ -40,10 +40,9 @@ from trainer.errors import InputError
 from trainer.events import EventWriter
 from trainer.script.knobs import read_script
 from trainer.script.logparse import StepLine, parse_peak_memory, parse_step
-from trainer.process import die_with_parent
+from trainer.process import STOP_GRACE_S, die_with_parent
 from trainer.script.patch import patch
 
-STOP_GRACE_S = 10.0  # after SIGTERM, how long the script has to exit before SIGKILL
 ERROR_TAIL_LINES = 30
 ERROR_TAIL_CHARS = 4000
 POLL_S = 0.2
