@@ -33,11 +33,17 @@ RECORD_ARM = "record"
 ATTEMPT_DIR = "attempt"
 
 
-def attempt_space(record_dir: Path, runs: int, baseline: Path | None, gpus: int, cpus: float) -> AblationSpace:
-    """The attempt as queued runs: the record's config (and the baseline's) with seeds 0..runs-1."""
+def record_config(record_dir: Path) -> Path:
+    """The record folder's config.yaml; InputError when the folder has none."""
     config = record_dir / "config.yaml"
     if not config.is_file():
         raise InputError(f"{record_dir}: no config.yaml; expected a record folder (speedrun promote writes one)")
+    return config
+
+
+def attempt_space(record_dir: Path, runs: int, baseline: Path | None, gpus: int, cpus: float) -> AblationSpace:
+    """The attempt as queued runs: the record's config (and the baseline's) with seeds 0..runs-1."""
+    config = record_config(record_dir)
     if runs < 2:
         raise InputError(f"--runs {runs}: expected at least 2 (the record rule is a t-test)")
     arm_overrides: dict[str, dict] = {RECORD_ARM: {}}
@@ -72,7 +78,7 @@ def run_attempt(record_dir: Path, runs: int, options: SweepOptions, baseline: Pa
     correlation; the verdict is a pass only at that stricter level.
     """
     if gpus is None:
-        gpus = 8 if load_config(str(record_dir / "config.yaml")).runtime.device == "cuda" else 0
+        gpus = 8 if load_config(str(record_config(record_dir))).runtime.device == "cuda" else 0
     sizes = look_sizes(runs, looks)
     alpha = stats.RECORD_P_THRESHOLD / len(sizes)
     history = []

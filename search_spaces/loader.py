@@ -69,5 +69,9 @@ def find_file(path: str | Path, shipped: dict[str, Path], what: str) -> Path:
         return shipped[name]
     hint = did_you_mean(name, list(shipped))
     raise SpaceError(
-        [f"{path}:1: (file): no such file; expected a {what} file or a shipped {what} ({', '.join(shipped)}){hint}"]
+        [f"{path}:1: (file): no such file; expected {_article(what)} {what} file or a shipped {what} ({', '.join(shipped)}){hint}"]
     )
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
