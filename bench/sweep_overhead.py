@@ -11,7 +11,7 @@ orchestrator/trial.py); the bench adds what only the sweep shows:
   driver           the trial as the driver sees it (on_trial_start -> on_trial_complete, the
                    MLflow run's wall_time_s); in_trial = driver - the trainer's lifetime
   between          a trial's final result -> the next trial's setup(): Tune, the driver's MLflow
-                   and Optuna writes, one actor's teardown and the next one's start (concurrency
+                   and Optuna writes, the slot's actor taking its next trial (concurrency
                    1 only, where trials follow each other)
   sweep tear-down  the last final result -> run_sweep() returned
   overhead         per trial: (trials at once x sweep wall - the trainers' lifetimes) / trials,

@@ -13,6 +13,7 @@ from orchestrator.cli_record import record_app
 from orchestrator.cli_script import script_app
 from orchestrator.cli_report import report
 from orchestrator.errors import INPUT_ERROR_EXIT_CODE, exit_on_input_error
+from orchestrator.launch import DEFAULT_COMPILE_CACHE
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 
 app = typer.Typer(
@@ -20,6 +21,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+FRESH_HELP = ("Start a new trainer process for every trial. Default: each trial slot keeps a warm trainer process "
+              "that reuses its imports, CUDA context and compiled model from one trial to the next (same results).")
+CACHE_HELP = "Root of the per-node torch.compile caches (inductor, Triton) that every trial of a node shares."
+
 app.add_typer(data_app, name="data")
 app.add_typer(record_app, name="record")
 app.add_typer(script_app, name="script")
@@ -62,11 +67,13 @@ def sweep(
     space: Annotated[str, typer.Argument(help="Space YAML file, or a shipped space's name (smoke, lr, ...).")],
     name: Annotated[str | None, typer.Option(help="Sweep name: the Optuna study and MLflow experiment. Default: the space's name.")] = None,
     trials: Annotated[int | None, typer.Option(help="Number of trials. Default: budget.trials of the space.")] = None,
-    address: Annotated[str | None, typer.Option(help="Ray cluster to join (auto, or HEAD_IP:6379), from a node of that cluster. Default: a local Ray.")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join (auto: the one `ray start` runs on this machine, or HEAD_IP:6379). Default: a new local Ray, even where a cluster runs.")] = None,
     gpus_per_trial: Annotated[int | None, typer.Option(help="GPUs per trial, all on one node; >1 runs torchrun. Default: resources.gpus.")] = None,
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING_URI,
     storage: Annotated[str, typer.Option(help="Optuna storage URL (SQLAlchemy).")] = DEFAULT_STORAGE,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the sweep NAME after its driver stopped: finished trials are kept, interrupted ones re-run.")] = False,
+    fresh_processes: Annotated[bool, typer.Option("--fresh-processes", help=FRESH_HELP)] = False,
+    compile_cache: Annotated[str, typer.Option(help=CACHE_HELP)] = DEFAULT_COMPILE_CACHE,
 ) -> None:
     """Run a hyperparameter sweep: Optuna proposes, Ray Tune runs trainer trials, MLflow records.
 
@@ -79,7 +86,8 @@ def sweep(
     from orchestrator.sweep import SweepOptions, prepare_space, run_sweep
 
     options = SweepOptions(name=name, trials=trials, address=address, gpus_per_trial=gpus_per_trial,
-                           tracking_uri=tracking_uri, storage=storage, resume=resume)
+                           tracking_uri=tracking_uri, storage=storage, resume=resume,
+                           fresh_processes=fresh_processes, compile_cache=compile_cache)
     with exit_on_input_error():
         loaded = _load_or_exit(lambda: prepare_space(space, trials=trials, gpus_per_trial=gpus_per_trial))
         result = run_sweep(loaded, options)
@@ -97,6 +105,8 @@ def ablate(
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = DEFAULT_TRACKING_URI,
     storage: Annotated[str, typer.Option(help="Optuna storage URL (SQLAlchemy).")] = DEFAULT_STORAGE,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the ablation NAME after its driver stopped: finished runs are kept.")] = False,
+    fresh_processes: Annotated[bool, typer.Option("--fresh-processes", help=FRESH_HELP)] = False,
+    compile_cache: Annotated[str, typer.Option(help=CACHE_HELP)] = DEFAULT_COMPILE_CACHE,
 ) -> None:
     """Run an ablation: a baseline and variants, each with the same seeds (paired), interleaved.
 
@@ -113,7 +123,8 @@ def ablate(
             name = f"{loaded.name}-loo-{leave_one_out.stem}"
         typer.echo("arms:\n  " + "\n  ".join(describe_arms(loaded)))
         options = SweepOptions(name=name, address=address, gpus_per_trial=gpus_per_trial,
-                               tracking_uri=tracking_uri, storage=storage, resume=resume)
+                               tracking_uri=tracking_uri, storage=storage, resume=resume,
+                               fresh_processes=fresh_processes, compile_cache=compile_cache)
         result = run_sweep(loaded, options)
         if result.complete:
             from analysis.report import effect_table, write_report

@@ -1,15 +1,30 @@
-"""Starting and stopping one trainer run as a subprocess (torchrun when it has several GPUs)."""
+"""Starting and stopping one trainer run: a subprocess of its own (torchrun when it has several
+GPUs), or a job of a warm worker process (trainer/worker.py) that runs a slot's trials one by one."""
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 from collections import deque
 from pathlib import Path
 
 from trainer.process import STOP_GRACE_S, die_with_parent
+
+
+DEFAULT_COMPILE_CACHE = "~/.cache/speedrun/compile"
+
+
+def compile_cache_env(root: str | Path) -> dict[str, str]:
+    """Inductor's and Triton's on-disk caches in `root/<this host>`: every trainer of a node starts
+    from what earlier ones compiled. Concurrent trials may share them: both caches write an entry
+    to a temporary file and rename it into place."""
+    node = Path(root).expanduser() / socket.gethostname()
+    return {"TORCHINDUCTOR_CACHE_DIR": str(node / "inductor"), "TRITON_CACHE_DIR": str(node / "triton")}
 
 
 def trainer_args(config: str, overrides: list[str], events: str | Path | None = None) -> list[str]:
@@ -55,6 +70,13 @@ class TrainerProcess:
     def poll(self) -> int | None:
         return self.proc.poll()
 
+    def wait(self, timeout: float | None) -> int | None:
+        """The exit code once the trainer has exited, waiting up to `timeout` s; None while it runs."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     @property
     def returncode(self) -> int | None:
         return self.proc.returncode
@@ -74,11 +96,107 @@ class TrainerProcess:
             self.proc.kill()
             return self.proc.wait()
 
-    def log_tail(self, lines: int = 30, chars: int = 4000) -> str:
+    def log_tail(self) -> str:
         """The last lines the trainer printed (its error, for a failed run)."""
+        return log_tail(self.log)
+
+
+def log_tail(path: Path, lines: int = 30, chars: int = 4000) -> str:
+    """The last `lines` lines of a log, at most `chars` characters; empty if there is none."""
+    try:
+        with open(path, errors="replace") as f:
+            tail = "".join(deque(f, maxlen=lines))
+    except FileNotFoundError:
+        return ""
+    return tail[-chars:]
+
+
+class WarmWorker:
+    """A `python -m trainer.worker` process: trainer runs one after another, in one process that
+    keeps its imports, CUDA context and compiled model between them. Its own output (anything
+    printed outside a job) goes to `log`."""
+
+    def __init__(self, cwd: str | Path, log: str | Path, env: dict[str, str] | None = None):
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "trainer.worker"], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=out, env=env, preexec_fn=die_with_parent(),
+            )
+        self.jobs = 0  # jobs handed to this process so far
+        self._pending = b""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def submit(self, args: list[str], log: str | Path) -> WarmRun:
+        """Start one trainer run (`python -m trainer`'s arguments); its console output goes to `log`."""
+        run = WarmRun(self, Path(log), earlier_runs=self.jobs)
+        self.proc.stdin.write((json.dumps({"args": args, "log": str(log)}) + "\n").encode())
+        self.proc.stdin.flush()
+        self.jobs += 1
+        return run
+
+    def reply(self, timeout: float | None) -> int | None:
+        """The running job's exit code once the worker reports it (or the worker's own, negative
+        for a signal, if it died first), waiting up to `timeout` s; None while the job runs."""
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if not ready:
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:  # the worker is gone without a reply
+                return self.proc.wait()
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        return int(json.loads(line)["exit"])
+
+    def close(self, grace_s: float = STOP_GRACE_S) -> None:
+        """End the worker: end of input, then SIGKILL if it has not exited within `grace_s`."""
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:  # it had exited already
+                pass
         try:
-            with open(self.log, errors="replace") as f:
-                tail = "".join(deque(f, maxlen=lines))
-        except FileNotFoundError:
-            return ""
-        return tail[-chars:]
+            self.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class WarmRun:
+    """One job of a WarmWorker, stopped and waited for as a TrainerProcess is."""
+
+    def __init__(self, worker: WarmWorker, log: Path, earlier_runs: int):
+        self.worker, self.log, self.earlier_runs = worker, log, earlier_runs
+        self.returncode: int | None = None
+        self.terminated = False
+
+    def poll(self) -> int | None:
+        return self.wait(0)
+
+    def wait(self, timeout: float | None) -> int | None:
+        """The exit code once the run has ended, waiting up to `timeout` s; None while it runs."""
+        if self.returncode is None:
+            self.returncode = self.worker.reply(timeout)
+        return self.returncode
+
+    def terminate(self) -> None:
+        """Ask the run to stop (SIGTERM to the worker: the run stops at a step boundary)."""
+        if self.poll() is None:
+            self.terminated = True
+            self.worker.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, grace_s: float = STOP_GRACE_S) -> int:
+        """SIGTERM, wait up to `grace_s`, then SIGKILL the worker; returns the run's exit code."""
+        self.terminate()
+        code = self.wait(grace_s)
+        if code is None:
+            self.worker.proc.kill()
+            code = self.wait(None)
+        return code
+
+    def log_tail(self) -> str:
+        return log_tail(self.log)

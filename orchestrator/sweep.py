@@ -24,6 +24,7 @@ from typing import Any
 
 import optuna
 
+from orchestrator.launch import DEFAULT_COMPILE_CACHE
 from orchestrator.outcome import INTERRUPTED, OBJECTIVE, PROGRESS, VAL_LOSS
 from orchestrator.records import TrialRecord, best_record
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute
@@ -50,6 +51,8 @@ class SweepOptions:
     storage: str = DEFAULT_STORAGE
     workdir: Path = field(default_factory=Path.cwd)
     resume: bool = False  # continue the sweep of this name (orchestrator/resume.py)
+    fresh_processes: bool = False  # a new trainer process per trial instead of a warm worker per slot
+    compile_cache: str = DEFAULT_COMPILE_CACHE  # root of the per-node inductor/Triton caches
 
     def __post_init__(self) -> None:
         self.tracking_uri = absolute(self.tracking_uri, self.workdir)
@@ -220,7 +223,9 @@ def init_ray(address: str | None) -> bool:
         return False
     _add_filter("ray._private.authentication.authentication_token_setup", _no_token_notice)
     ray.init(
-        address=address,
+        # "local": a new Ray of our own even where `ray start` left a cluster running on this
+        # machine, which ray.init() would otherwise join; --address auto joins that one
+        address=address or "local",
         include_dashboard=False,
         logging_level=logging.WARNING,
         log_to_driver=False,  # trainer output goes to each trial's trainer.log
@@ -314,14 +319,16 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
             )
         callback = SweepCallback(overrides_of=space.overrides, resolve=resolve, tracker=tracker, view=view)
         trainable = tune.with_resources(
-            tune.with_parameters(TrainerTrial, space=space, workdir=str(workdir), trials_dir=str(trials_dir)),
+            tune.with_parameters(TrainerTrial, space=space, workdir=str(workdir), trials_dir=str(trials_dir),
+                                 warm=not options.fresh_processes, compile_cache=options.compile_cache),
             tune.PlacementGroupFactory([{"CPU": res.cpus, "GPU": res.gpus}], strategy="STRICT_PACK"),
         )
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=ConcurrencyLimiter(searcher, max_concurrent=parallel),
-                scheduler=scheduler, num_samples=remaining, reuse_actors=False,
+                # a finished trial's actor (and its warm trainer worker) takes the slot's next trial
+                scheduler=scheduler, num_samples=remaining, reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=tune_run_name(sweep_dir), storage_path=str(sweep_dir), verbose=0,

@@ -1,9 +1,14 @@
-"""The Tune trainable: one trial is one trainer subprocess, its val events become Tune results.
+"""The Tune trainable: one trial is one trainer run, its val events become Tune results.
 
-A class trainable (not the function API) because Tune stops a trial (ASHA) by calling the
-actor's `stop()`, which runs `cleanup()`: that is where the subprocess gets SIGTERM and is
-waited for. A function trainable is left blocked in `tune.report` and its actor exits, which
-would orphan or SIGKILL the trainer.
+A class trainable (not the function API): Tune hands a reused actor its next trial through
+`reset_config()` and tears one down through `cleanup()`, and both are where a trainer still
+running (a trial ASHA stopped) gets SIGTERM and is waited for. A function trainable is left
+blocked in `tune.report` and its actor exits, which would orphan or SIGKILL the trainer.
+
+A trial's trainer is a job of the actor's warm worker (trainer/worker.py) when it runs in one
+process on a trainer config: the worker keeps imports, CUDA and the compiled model from one
+trial to the next, and the result says how many runs it had done before (`worker_runs`, 0 for
+a fresh process). Torchrun and script trials start a process each.
 
 Each `step()` returns one result: the next `val` event as {objective, val_loss, step,
 train_time_ms, tokens, progress, status: running}, and finally, once the trainer has exited,
@@ -15,33 +20,33 @@ the sweep. This module runs in Ray workers: it talks to neither MLflow nor Optun
 The final result also lays out the trial's timeline in seconds, from this worker's wall-clock
 stamps and the `time` of the trainer's events (one host, one clock), in the order they happen:
 
-  time_spawn_s    setup() start -> trainer process started: trial directory, proposal checks
-                  (the trainer's config validation), fork and exec
+  time_spawn_s    setup() start -> trainer process started (or the job handed to the warm
+                  worker): trial directory, proposal checks, fork and exec
   time_startup_s  process started -> the trainer's `start` event; the sum of the next three:
     time_import_s   process started -> train() called: interpreter, imports (torch), config;
-                    under torchrun also its launcher
+                    under torchrun also its launcher; in a warm worker only the config
     time_data_s     reading and checking the train shard and the validation tokens
     time_build_s    device and process group, model, optimizers
   time_compile_s  the untimed warm-up (the `warmup` event's `seconds`): torch.compile on CUDA
   time_train_s    the trainer's timed training (train_time_ms / 1000)
   time_val_s      the rest of the training loop (`warmup` -> `end` minus time_train_s): validation
                   (on CUDA the first one compiles the validation graph) and checkpoints
-  time_exit_s     `end` event -> process exit seen
+  time_exit_s     `end` event -> process exit (or the warm worker's reply) seen
   time_process_s  process started -> exit seen: time_startup_s + ... + time_exit_s
-  time_trial_s    setup() start -> this final result
-  started_at      setup() start as a unix time, to line trials up on one axis
+  time_trial_s    setup() (or reset_config()) start -> this final result
+  started_at      that start as a unix time, to line trials up on one axis
 
 The Ray actor's own start-up (worker process, imports of Ray Tune and this module) comes before
-setup() and is in no key: the driver sees it between its trials. A key is absent when its phase
-did not happen (a rejected proposal has only time_trial_s; a trainer that failed before `start`
-has no start-up keys). Intermediate results carry none of them.
+a fresh actor's setup() and is in no key: the driver sees it between its trials. A key is absent
+when its phase did not happen (a rejected proposal has only time_trial_s; a trainer that failed
+before `start` has no start-up keys). Intermediate results carry none of them.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import shutil
-import subprocess
 import time
 from collections import deque
 from pathlib import Path
@@ -50,7 +55,15 @@ from typing import Any
 from ray import tune
 
 from orchestrator.event_tail import EventTail
-from orchestrator.launch import STOP_GRACE_S, TrainerProcess, trial_command
+from orchestrator.launch import (
+    STOP_GRACE_S,
+    TrainerProcess,
+    WarmRun,
+    WarmWorker,
+    compile_cache_env,
+    trainer_args,
+    trial_command,
+)
 from orchestrator.outcome import (
     COMPLETED,
     DIVERGED,
@@ -126,15 +139,34 @@ class Timeline:
 class TrainerTrial(tune.Trainable):
     """Runs `python -m trainer --config BASE --set ... --events DIR/events.jsonl` for one proposal.
 
-    Bound to the sweep with `tune.with_parameters(TrainerTrial, space=..., workdir=..., trials_dir=...)`:
-    `space` is the loaded SweepSpace, `workdir` the directory the trainer runs in (relative data
-    paths are the trainer's, relative to it), `trials_dir` where each trial's directory goes.
+    Bound to the sweep with `tune.with_parameters(TrainerTrial, space=..., workdir=..., trials_dir=...,
+    warm=..., compile_cache=...)`: `space` is the loaded SweepSpace, `workdir` the directory the
+    trainer runs in (relative data paths are the trainer's, relative to it), `trials_dir` where each
+    trial's directory goes. With `warm` (the default), a one-process trial of a trainer config is
+    a job of this actor's warm worker (trainer/worker.py), which Tune hands the slot's next trial
+    (`reuse_actors`, `reset_config`); torchrun and script trials get a process each. `compile_cache`:
+    the root of the per-node inductor and Triton caches every trainer of this node shares.
     """
 
-    def setup(self, config: dict[str, Any], space=None, workdir: str = ".", trials_dir: str = "trials"):
+    def setup(self, config: dict[str, Any], space=None, workdir: str = ".", trials_dir: str = "trials",
+              warm: bool = True, compile_cache: str | None = None):
+        self.space, self.workdir, self.trials_dir = space, workdir, Path(trials_dir)
+        self.env = {**(compile_cache_env(compile_cache) if compile_cache else {}), **space.base.env}
+        self.nproc = space.resources.gpus if space.resources.gpus > 1 else 1
+        self.warm = warm and self.nproc == 1 and not space.base.is_script
+        self.worker: WarmWorker | None = None
+        self._begin(config)
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        """Tune hands this actor the next trial: stop what is left of the last one, start this one."""
+        self._end_trainer()
+        self._begin(new_config)
+        return True
+
+    def _begin(self, config: dict[str, Any]) -> None:
         self.timeline = Timeline()
-        self.space = space
-        self.dir = Path(trials_dir) / trial_dir_name(config, self.trial_id)
+        space = self.space
+        self.dir = self.trials_dir / trial_dir_name(config, self.trial_id)
         if self.dir.exists():  # a retried trial (Tune's failure handling) starts afresh
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True)
@@ -142,7 +174,7 @@ class TrainerTrial(tune.Trainable):
         self.objective = Objective(space.objective.metric, space.objective.target)
         self.pending: deque[dict[str, Any]] = deque()
         self.final: dict[str, Any] | None = None
-        self.process: TrainerProcess | None = None
+        self.process: TrainerProcess | WarmRun | None = None
         self.info: dict[str, Any] = {"trial_dir": str(self.dir)}
         self.num_iterations: int | None = None
         self.last: dict[str, Any] = {"step": 0, "train_time_ms": 0.0, "tokens": 0}
@@ -155,12 +187,18 @@ class TrainerTrial(tune.Trainable):
         if problems:
             self.final = self._final_result(REJECTED, error="; ".join(problems))
             return
-        nproc = space.resources.gpus if space.resources.gpus > 1 else 1
-        cmd = trial_command(space.base.config, self.overrides, self.events_path, nproc)
         self.tail = EventTail(self.events_path)
         self.started = time.monotonic()
         self.timeline.mark("spawn")
-        self.process = TrainerProcess(cmd, cwd=workdir, log=self.dir / "trainer.log", env=space.base.env)
+        log = self.dir / "trainer.log"
+        if self.warm:
+            if self.worker is None or not self.worker.alive():
+                self.worker = WarmWorker(self.workdir, log=self.trials_dir / f"worker_{os.getpid()}.log", env=self.env)
+            self.process = self.worker.submit(trainer_args(space.base.config, self.overrides, self.events_path), log)
+            self.info["worker_runs"] = self.process.earlier_runs
+        else:
+            cmd = trial_command(space.base.config, self.overrides, self.events_path, self.nproc)
+            self.process = TrainerProcess(cmd, cwd=self.workdir, log=log, env=self.env)
 
     # --- Tune's interface ------------------------------------------------------------
 
@@ -188,14 +226,16 @@ class TrainerTrial(tune.Trainable):
     def _wait(self, seconds: float) -> None:
         """Sleep up to `seconds`, but wake as soon as the trainer exits: the trial ends without a
         poll interval's delay, and time_exit_s is not rounded up to one."""
-        try:
-            self.process.proc.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            return
-        self.timeline.mark("exit")
+        if self.process.wait(seconds) is not None:
+            self.timeline.mark("exit")
 
     def cleanup(self) -> None:
-        """Tune stopped the trial (or it ended): SIGTERM the trainer, wait, then SIGKILL."""
+        """Tune is done with this actor: stop the trainer (SIGTERM, wait, SIGKILL), end the worker."""
+        self._end_trainer()
+        if self.worker is not None:
+            self.worker.close()
+
+    def _end_trainer(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.stop(STOP_GRACE_S)
 

@@ -418,12 +418,17 @@ def test_speedrun_ui_serves_the_mlflow_ui_on_the_local_store(tmp_path):
 # SIGKILL of the driver, then --resume
 
 
-def processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line contains `text` (Linux /proc)."""
+def trainer_processes(workdir: Path) -> list[int]:
+    """Pids of trainers (a run's process or a warm worker, `python -m trainer...`) working in
+    `workdir`, the sweep's working directory (Linux /proc)."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+            if not proc.name.isdigit():
+                continue
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"-m" in cmdline and any(arg.startswith(b"trainer") for arg in cmdline) \
+                    and (proc / "cwd").resolve() == workdir.resolve():
                 found.append(int(proc.name))
         except OSError:
             pass
@@ -485,9 +490,9 @@ resources: {gpus: 0, cpus: 1}
                        if t.state == T.COMPLETE}
     # the killed driver's trainers do not train on, orphaned
     deadline = time.time() + 60
-    while processes_mentioning(str(tmp_path / "sweeps")) and time.time() < deadline:
+    while trainer_processes(tmp_path) and time.time() < deadline:
         time.sleep(0.5)
-    assert not processes_mentioning(str(tmp_path / "sweeps")), "trainers outlived their killed driver"
+    assert not trainer_processes(tmp_path), "trainers outlived their killed driver"
 
     resumed = subprocess.run([*sweep, "--resume"], cwd=tmp_path, capture_output=True, text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -614,7 +619,7 @@ resources: {gpus: 0, cpus: 2}
         deadline = time.time() + 180
         while not (events.is_file() and '"event": "train"' in events.read_text()) and time.time() < deadline:
             time.sleep(0.2)
-        trainer = processes_mentioning(str(events))
+        trainer = trainer_processes(tmp_path)
         assert trainer, "the trial's trainer never started"
         worker = int(Path(f"/proc/{trainer[0]}/stat").read_text().split(")")[1].split()[1])  # its parent
         killed_at = time.time()

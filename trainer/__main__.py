@@ -37,7 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, warm=None) -> int:
+    """Run the trainer on command-line arguments; returns the exit code. `warm`: what a warm
+    worker kept from its earlier runs (trainer/worker.py)."""
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from trainer.train import train  # imports torch: keep --help and config errors fast
 
-        status = train(cfg, args.events, args.resume)
+        status = train(cfg, args.events, args.resume, warm)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import functools
 import math
 import os
 import signal
@@ -30,6 +31,7 @@ from trainer.events import EventWriter
 from trainer.model import GPT
 from trainer.muon import Muon, newton_schulz
 from trainer.schedules import Schedules
+from trainer.warm import WarmModel
 
 
 @dataclass
@@ -93,12 +95,25 @@ class StopFlag:
         return bool(flag.item())
 
 
+def max_seq_len(cfg: TrainConfig) -> int:
+    return max(max(s.tokens for s in cfg.schedule.seq_len), cfg.data.val_seq_len)
+
+
+INIT_ONLY = {"init_scale", "zero_init_outputs"}  # model keys that change weights, not the module
+
+
+def architecture_key(cfg: TrainConfig, d: Dist) -> str:
+    """What decides the module and its compiled code: runs with equal keys can share them (a
+    sweep of the initialisation reuses one compiled module)."""
+    model = cfg.model.model_dump_json(exclude=INIT_ONLY)
+    return f"{model} seq={max_seq_len(cfg)} {d.device} compile={cfg.runtime.compile}"
+
+
 def build_model(cfg: TrainConfig, d: Dist) -> GPT:
     """The GPT on the run's device; embeddings in bf16 on CUDA, as in the record."""
     torch.manual_seed(cfg.runtime.seed)
-    max_seq = max(max(s.tokens for s in cfg.schedule.seq_len), cfg.data.val_seq_len)
     cuda = d.device.type == "cuda"
-    model = GPT(cfg.model, max_seq, flex=cuda, fp8_head=cuda and cfg.model.fp8_head).to(d.device)
+    model = GPT(cfg.model, max_seq_len(cfg), flex=cuda, fp8_head=cuda and cfg.model.fp8_head).to(d.device)
     if cuda:
         for m in model.modules():
             if isinstance(m, nn.Embedding):
@@ -107,6 +122,13 @@ def build_model(cfg: TrainConfig, d: Dist) -> GPT:
         for p in model.parameters():
             dist.broadcast(p.detach(), 0)
     return model
+
+
+@functools.cache
+def compiled_newton_schulz():
+    """One compiled orthogonalization per process: a new torch.compile wrapper per run would not
+    find the code an earlier run of a warm process compiled (dynamo guards on the wrapper)."""
+    return torch.compile(newton_schulz, dynamic=False, fullgraph=True)
 
 
 def build_optimizers(model: GPT, cfg: TrainConfig, cuda: bool) -> tuple[torch.optim.AdamW, Muon]:
@@ -131,7 +153,7 @@ def build_optimizers(model: GPT, cfg: TrainConfig, cuda: bool) -> tuple[torch.op
         ns_steps=o.muon_ns_steps,
     )
     if cuda:
-        muon.orthogonalize = torch.compile(newton_schulz, dynamic=False, fullgraph=True)
+        muon.orthogonalize = compiled_newton_schulz()
     for opt in (adam, muon):
         for g in opt.param_groups:
             g["initial_lr"] = g["lr"]
@@ -141,8 +163,8 @@ def build_optimizers(model: GPT, cfg: TrainConfig, cuda: bool) -> tuple[torch.op
 class Run:
     """State and steps of one training run."""
 
-    def __init__(self, cfg: TrainConfig, events: EventWriter, d: Dist):
-        self.cfg, self.events, self.d = cfg, events, d
+    def __init__(self, cfg: TrainConfig, events: EventWriter, d: Dist, warm: WarmModel):
+        self.cfg, self.events, self.d, self.warm = cfg, events, d, warm
         self.sched = Schedules(cfg.schedule, cfg.model)
         self.cuda = d.device.type == "cuda"
         cfg.check_for_run(d.world)
@@ -153,10 +175,12 @@ class Run:
         val_tokens = load_val_tokens(val_files, cfg.data.val_tokens, cfg.model.vocab_size)
         self.val_seqs = val_sequences(val_tokens, cfg.data.val_seq_len, d.rank, d.world)
         self.data_seconds = time.perf_counter() - t_data  # the `start` event reports it
-        self.model = build_model(cfg, d)
-        self.optimizers = build_optimizers(self.model, cfg, self.cuda)
         compiled = self.cuda and cfg.runtime.compile
-        self.forward = torch.compile(self.model, dynamic=False, fullgraph=True) if compiled else self.model
+        self.model, self.forward = warm.adopt(
+            build_model(cfg, d), architecture_key(cfg, d),
+            lambda m: torch.compile(m, dynamic=False, fullgraph=True) if compiled else m,
+        )
+        self.optimizers = build_optimizers(self.model, cfg, self.cuda)
         self.stream = TrainStream(self.train_files, epochs=cfg.data.epochs, vocab_size=cfg.model.vocab_size)
         self.step = 0
         self.tokens = 0
@@ -228,19 +252,22 @@ class Run:
         self.model.train()
         return (total / count).item()
 
-    def warm_up(self) -> None:
-        """Untimed steps on every batch shape (compiles kernels), then restore the initial state."""
+    def warm_up(self) -> bool:
+        """Untimed steps on every batch shape (compiles kernels), then restore the initial state.
+        Skipped (returns False) when this process's kept forward has run on every shape already."""
         steps = self.cfg.runtime.warmup_steps
-        if not steps:
-            return
-        initial = copy.deepcopy(self.model.state_dict()), [copy.deepcopy(o.state_dict()) for o in self.optimizers]
         shapes = self.sched.batch_shapes()
+        if not steps or not self.warm.needs_warmup([s[1:] for s in shapes]):
+            return False
+        initial = copy.deepcopy(self.model.state_dict()), [copy.deepcopy(o.state_dict()) for o in self.optimizers]
         stream = TrainStream(self.train_files, epochs=self.cfg.data.epochs, vocab_size=self.cfg.model.vocab_size)
         for i in range(steps):
             self.train_step(shapes[i % len(shapes)][0], stream)
         self.model.load_state_dict(initial[0])
         for opt, state in zip(self.optimizers, initial[1]):
             opt.load_state_dict(state)
+        self.warm.warmed.update(s[1:] for s in shapes)
+        return True
 
     # --- checkpoints --------------------------------------------------------------------
 
@@ -341,8 +368,10 @@ class Run:
             print(line, file=self.events.console, flush=True)
 
 
-def train(cfg: TrainConfig, events_path: str | None = None, resume: Path | None = None) -> str:
-    """Run one training run end to end, writing events; returns the final status."""
+def train(cfg: TrainConfig, events_path: str | None = None, resume: Path | None = None,
+          warm: WarmModel | None = None) -> str:
+    """Run one training run end to end, writing events; returns the final status.
+    `warm` is what this process kept from its earlier runs (trainer/worker.py); None: nothing."""
     called = time.perf_counter()  # the `start` event's `seconds` count from here
     stop = StopFlag()
     if resume is not None:
@@ -353,19 +382,20 @@ def train(cfg: TrainConfig, events_path: str | None = None, resume: Path | None 
     if d.device.type == "cpu":
         keep_freed_memory()
     events = EventWriter(events_path, enabled=d.rank == 0)
+    warm = warm if warm is not None else WarmModel()
     run: Run | None = None
     status = "failed"
     try:
-        run = Run(cfg, events, d)
+        run = Run(cfg, events, d, warm)
         n_params = sum(p.numel() for p in run.model.parameters())
         events.emit("start", world_size=d.world, device=str(d.device), params=n_params,
                     seconds=time.perf_counter() - called, data_seconds=run.data_seconds, env=fingerprint(d.device),
-                    config=cfg.model_dump(mode="json"))
+                    process_runs=warm.runs, config=cfg.model_dump(mode="json"))
         t_start = time.perf_counter()
-        run.warm_up()
+        warmed = run.warm_up()
         if resume is not None:
             run.restore(resume)
-        events.emit("warmup", seconds=time.perf_counter() - t_start)
+        events.emit("warmup", seconds=time.perf_counter() - t_start, skipped=not warmed)
         status = run.run(stop)
     except InputError as e:
         events.emit("end", status="failed", error=str(e))
