@@ -85,7 +85,8 @@ lr = 0.5
 trials = 4
 
 rank = int(os.environ["RANK"])
-print(f"rank {rank} CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}", flush=True)
+# one write() to the pipe both ranks share, so the two lines cannot interleave
+os.write(1, f"rank {rank} CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}\\n".encode())
 if rank == 0:
     arrived = Path("arrived")
     arrived.mkdir(exist_ok=True)
@@ -163,3 +164,78 @@ def test_mlflow_records_the_node_and_the_gpus_of_each_trial(packed_sweep):
 
 def test_no_trainer_outlives_a_cluster_sweep(packed_sweep):
     assert packed_sweep[3] == []
+
+
+# ---------------------------------------------------------------------------------------
+# A worker node lost mid-trial
+
+TINY_TWO_RANKS = """\
+base:
+  config: tiny
+  set:
+    eval.every: 3
+    data.val_tokens: 2048
+params:
+  optim.muon_lr: {float: [0.01, 0.1], log: true}
+budget: {trials: 1, steps: 6}
+sampler: {name: random, seed: 0}
+resources: {gpus: 2, cpus: 1}
+"""
+
+
+def wait_for_event(events: Path, kind: str, timeout: float = 180) -> None:
+    """Until the trainer writing `events` has written an event of `kind`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if events.is_file() and f'"event": "{kind}"' in events.read_text():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no {kind} event in {events} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def lost_node_sweep(tmp_path_factory):
+    """`speedrun sweep --address` of one trial with one GPU node; while the trial trains there, a
+    second GPU node joins and the first is killed (SIGKILL of its raylet and workers, as in a crash)."""
+    work = tmp_path_factory.mktemp("lost")
+    (work / "space.yaml").write_text(TINY_TWO_RANKS)
+    cluster = start_cluster()
+    doomed = cluster.add_node(num_cpus=1, num_gpus=2)
+    cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", str(work / "space.yaml"), "--name", "lost",
+           "--address", cluster.address]
+    log = open(work / "driver.log", "w")
+    driver = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        events = work / "sweeps" / "lost" / "trials" / "trial_0000" / "events.jsonl"
+        wait_for_event(events, "start")
+        spare = cluster.add_node(num_cpus=1, num_gpus=2)
+        wait_for_event(events, "train")
+        lost_at = time.time()
+        cluster.remove_node(doomed, allow_graceful=False)
+        code = driver.wait(timeout=400)
+        left = left_running(work)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        log.close()
+        cluster.shutdown()
+    return work, code, lost_at, spare.node_id, left
+
+
+def test_a_trial_lost_with_its_node_is_rerun_on_another_node_and_the_sweep_completes(lost_node_sweep):
+    work, code, lost_at, spare, _ = lost_node_sweep
+    assert code == 0, (work / "driver.log").read_text()
+    study = optuna.load_study(study_name="lost", storage=f"sqlite:///{work / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
+    runs = child_runs(work, "lost")
+    assert len(runs) == 1  # the re-run is the same trial, not a new one
+    tags = runs[0].data.tags
+    assert tags["status"] == "completed" and tags["node_id"] == spare
+    assert tags["retries"] == str(MAX_TRIAL_RETRIES) == "1"
+    first_event = json.loads((work / "sweeps" / "lost" / "trials" / "trial_0000" / "events.jsonl").read_text().splitlines()[0])
+    assert first_event["time"] > lost_at  # it ran again from its start
+
+
+def test_the_trainer_of_a_lost_node_does_not_train_on(lost_node_sweep):
+    assert lost_node_sweep[4] == []
