@@ -26,7 +26,7 @@ import optuna
 
 from orchestrator.outcome import INTERRUPTED, OBJECTIVE, PROGRESS, VAL_LOSS
 from orchestrator.records import TrialRecord, best_record
-from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute
+from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute, shown
 from orchestrator.targets import check_overrides, patched_source, resolve
 from search_spaces import AblationSpace, Budget, Resources, SweepSpace, load_space
 from trainer.config import load_config
@@ -105,11 +105,11 @@ def in_stores(name: str, options: SweepOptions) -> tuple[bool, bool]:
     try:
         study = name in optuna.study.get_all_study_names(storage=options.storage)
     except Exception as exc:  # noqa: BLE001 - a bad URL, an unreachable server
-        raise SweepSetupError(f"--storage {options.storage}: cannot open the Optuna storage: {exc}") from None
+        raise SweepSetupError(f"--storage {shown(options.storage)}: cannot open the Optuna storage: {exc}") from None
     try:
         experiment = experiment_exists(options.tracking_uri, name)
     except Exception as exc:  # noqa: BLE001
-        raise SweepSetupError(f"--tracking-uri {options.tracking_uri}: cannot open the MLflow store: {exc}") from None
+        raise SweepSetupError(f"--tracking-uri {shown(options.tracking_uri)}: cannot open the MLflow store: {exc}") from None
     return study, experiment
 
 
@@ -118,9 +118,9 @@ def check_new(name: str, options: SweepOptions) -> None:
     study, experiment = in_stores(name, options)
     where = []
     if study:
-        where.append(f"an Optuna study in {options.storage}")
+        where.append(f"an Optuna study in {shown(options.storage)}")
     if experiment:
-        where.append(f"an MLflow experiment in {options.tracking_uri}")
+        where.append(f"an MLflow experiment in {shown(options.tracking_uri)}")
     if where:
         raise SweepSetupError(
             f"a sweep named '{name}' already exists ({' and '.join(where)}); "
@@ -133,9 +133,9 @@ def check_resumable(name: str, options: SweepOptions) -> None:
     study, experiment = in_stores(name, options)
     missing = []
     if not study:
-        missing.append(f"no Optuna study '{name}' in {options.storage}")
+        missing.append(f"no Optuna study '{name}' in {shown(options.storage)}")
     if not experiment:
-        missing.append(f"no MLflow experiment '{name}' in {options.tracking_uri}")
+        missing.append(f"no MLflow experiment '{name}' in {shown(options.tracking_uri)}")
     if missing:
         raise SweepSetupError(
             f"--resume: {' and '.join(missing)}; run it from the directory (or with the --storage and "
@@ -279,7 +279,7 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
                     "base_set": space.base.set, "trials": budget.trials, "steps": budget.steps, "time_s": budget.time_s,
                     "objective": metric, "target": space.objective.target, "sampler": space.sampler.model_dump(),
                     "scheduler": space.scheduler.model_dump(), "resources": res.model_dump(), "concurrency": parallel,
-                    "optuna_storage": options.storage, "ray_address": options.address or "local",
+                    "optuna_storage": shown(options.storage), "ray_address": options.address or "local",
                     **({"arms": space.arms, "seeds": space.seeds} if space.kind == "ablation" else {}),
                 },
             )
@@ -296,7 +296,7 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
         view.print(
             f"{space.kind} [bold]{name}[/]: {remaining} trials of {space.base.config} to run, {parallel} at a time "
             f"({res.cpus:g} CPU, {res.gpus} GPU each), minimising {metric}; "
-            f"MLflow {options.tracking_uri}, Optuna {options.storage}"
+            f"MLflow {shown(options.tracking_uri)}, Optuna {shown(options.storage)}"
         )
         searcher = SweepSearch(
             space=space.define_by_run, metric=OBJECTIVE, mode="min", sampler=space.make_sampler(),
@@ -375,4 +375,5 @@ def _closing(view, result: SweepResult, space: SweepSpace, options: SweepOptions
         run = f"torchrun --standalone --nproc_per_node=N {result.best_config}" if space.base.is_script \
             else f"python -m trainer --config {result.best_config}"
         view.print(f"  config: {result.best_config}  ({run})")
-    view.print(f"MLflow: {options.tracking_uri}, experiment '{result.name}'; Optuna: {options.storage}, study '{result.name}'")
+    view.print(f"MLflow: {shown(options.tracking_uri)}, experiment '{result.name}'; "
+               f"Optuna: {shown(options.storage)}, study '{result.name}'")
