@@ -98,6 +98,16 @@ def sweep_name(space: SweepSpace, name: str | None) -> str:
     return name
 
 
+def check_address(address: str | None) -> None:
+    """Refuse Ray Client addresses: through one, Tune runs its driver loop (and with it the MLflow
+    callback and the trial records) in an actor inside the cluster, away from this process."""
+    if address and address.startswith("ray://"):
+        raise SweepSetupError(
+            f"--address {address}: Ray Client (ray://) is not supported; run the sweep on a node of the cluster "
+            "with --address auto (or HEAD_IP:6379, the head's GCS port)"
+        )
+
+
 def in_stores(name: str, options: SweepOptions) -> tuple[bool, bool]:
     """Whether the stores hold a sweep NAME: (an Optuna study, an MLflow experiment)."""
     from orchestrator.tracking import experiment_exists
@@ -236,6 +246,7 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = sweep_name(space, options.name)
+    check_address(options.address)
     (check_resumable if options.resume else check_new)(name, options)
 
     import ray

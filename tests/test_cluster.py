@@ -7,14 +7,18 @@ trainers run on the CPU.
 - two-GPU trials run each on one node, under torchrun, on GPUs no other running trial holds,
   and every rank of the trainer sees its trial's GPUs in CUDA_VISIBLE_DEVICES;
 - MLflow records where each trial ran (node and GPU ids);
-- a worker node lost mid-trial: the trial is re-run on another node, once at most, and the
-  sweep completes; the lost trial's trainer does not train on.
+- a worker node lost mid-trial: the trial is re-run on another node (once: MAX_TRIAL_RETRIES) and
+  the sweep completes; the lost trial's trainer does not train on;
+- `$DATA_DIR` in the data globs is each node's own (docs/cluster.md);
+- a Ray Client address (ray://) is refused before anything starts.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -169,11 +173,14 @@ def test_no_trainer_outlives_a_cluster_sweep(packed_sweep):
 # ---------------------------------------------------------------------------------------
 # A worker node lost mid-trial
 
+# the shards come from each node's own DATA_DIR, as on nodes with local disks
 TINY_TWO_RANKS = """\
 base:
   config: tiny
   set:
     eval.every: 3
+    data.train_files: $DATA_DIR/fixture_train_*.bin
+    data.val_files: ${DATA_DIR}/fixture_val_*.bin
     data.val_tokens: 2048
 params:
   optim.muon_lr: {float: [0.01, 0.1], log: true}
@@ -193,25 +200,39 @@ def wait_for_event(events: Path, kind: str, timeout: float = 180) -> None:
     raise AssertionError(f"no {kind} event in {events} within {timeout:.0f} s")
 
 
+def add_node_with_data(cluster: Cluster, data_dir: Path, **resources):
+    """A node whose processes have DATA_DIR set (as `DATA_DIR=... ray start --address ...` does),
+    with a copy of the fixture shards there."""
+    data_dir.mkdir()
+    for shard in (Path(__file__).parents[1] / "trainer" / "fixtures").glob("fixture_*.bin"):
+        shutil.copy(shard, data_dir)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DATA_DIR", str(data_dir))
+        return cluster.add_node(**resources)
+
+
 @pytest.fixture(scope="module")
 def lost_node_sweep(tmp_path_factory):
     """`speedrun sweep --address` of one trial with one GPU node; while the trial trains there, a
-    second GPU node joins and the first is killed (SIGKILL of its raylet and workers, as in a crash)."""
+    second GPU node joins and the first is killed (SIGKILL of its raylet and workers, as in a
+    crash) and its disk is gone. The driver has no DATA_DIR; each node has its own."""
     work = tmp_path_factory.mktemp("lost")
     (work / "space.yaml").write_text(TINY_TWO_RANKS)
     cluster = start_cluster()
-    doomed = cluster.add_node(num_cpus=1, num_gpus=2)
+    doomed = add_node_with_data(cluster, work / "doomed-disk", num_cpus=1, num_gpus=2)
     cmd = [sys.executable, "-m", "orchestrator.cli", "sweep", str(work / "space.yaml"), "--name", "lost",
            "--address", cluster.address]
+    driver_env = {k: v for k, v in os.environ.items() if k != "DATA_DIR"}
     log = open(work / "driver.log", "w")
-    driver = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    driver = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, env=driver_env)
     try:
         events = work / "sweeps" / "lost" / "trials" / "trial_0000" / "events.jsonl"
         wait_for_event(events, "start")
-        spare = cluster.add_node(num_cpus=1, num_gpus=2)
+        spare = add_node_with_data(cluster, work / "spare-disk", num_cpus=1, num_gpus=2)
         wait_for_event(events, "train")
         lost_at = time.time()
         cluster.remove_node(doomed, allow_graceful=False)
+        shutil.rmtree(work / "doomed-disk")
         code = driver.wait(timeout=400)
         left = left_running(work)
     finally:
@@ -239,3 +260,27 @@ def test_a_trial_lost_with_its_node_is_rerun_on_another_node_and_the_sweep_compl
 
 def test_the_trainer_of_a_lost_node_does_not_train_on(lost_node_sweep):
     assert lost_node_sweep[4] == []
+
+
+def test_each_trainer_reads_the_shards_under_its_own_node_s_data_dir(lost_node_sweep):
+    work, code, *_ = lost_node_sweep
+    # `$DATA_DIR` in the data globs was expanded by the trainer, from the node it ran on: the
+    # driver never had DATA_DIR, and the first node's copy was gone when the trial ran again
+    assert code == 0, (work / "driver.log").read_text()
+    config = json.loads((work / "sweeps" / "lost" / "trials" / "trial_0000" / "events.jsonl").read_text().splitlines()[0])
+    assert config["config"]["data"]["train_files"] == "$DATA_DIR/fixture_train_*.bin"
+
+
+# ---------------------------------------------------------------------------------------
+# Addresses
+
+
+def test_a_ray_client_address_is_refused_before_anything_starts(tmp_path):
+    (tmp_path / "space.yaml").write_text(TINY_TWO_RANKS)
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "sweep", "space.yaml", "--address", "ray://head:10001"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: --address ray://head:10001: Ray Client (ray://) is not supported"), proc.stderr
+    assert "--address auto" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml"]  # no stores, no sweeps/
+
