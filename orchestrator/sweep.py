@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,17 +154,24 @@ def check_resumable(name: str, options: SweepOptions) -> None:
         )
 
 
-def concurrency(cluster: dict[str, float], cpus: float, gpus: int, trials: int) -> int:
-    """How many trials fit at once on the cluster's CPUs and GPUs (at least one must)."""
-    have_cpu, have_gpu = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
-    by_cpu = math.floor(have_cpu / cpus + 1e-9)
-    by_gpu = math.floor(have_gpu / gpus + 1e-9) if gpus else trials
-    if by_cpu < 1 or by_gpu < 1:
+def concurrency(nodes: list[dict[str, float]], cpus: float, gpus: int, trials: int) -> int:
+    """How many trials fit at once on the nodes' CPUs and GPUs (at least one must). A trial's
+    resources are one STRICT_PACK bundle, so each trial must fit whole on one node: two 4-GPU
+    nodes run no 8-GPU trial."""
+    def fitting(node: dict[str, float]) -> int:
+        by_cpu = math.floor(node.get("CPU", 0.0) / cpus + 1e-9)
+        by_gpu = math.floor(node.get("GPU", 0.0) / gpus + 1e-9) if gpus else trials
+        return min(by_cpu, by_gpu)
+
+    fit = sum(fitting(node) for node in nodes)
+    if fit < 1:
+        shapes = Counter((node.get("CPU", 0.0), node.get("GPU", 0.0)) for node in nodes)
+        have = ", ".join(f"{n} with {c:g} CPU(s) and {g:g} GPU(s)" for (c, g), n in shapes.most_common())
         raise SweepSetupError(
-            f"each trial needs {cpus:g} CPU(s) and {gpus} GPU(s) (resources in the space, --gpus-per-trial); "
-            f"the Ray cluster has {have_cpu:g} CPU(s) and {have_gpu:g} GPU(s)"
+            f"each trial needs {cpus:g} CPU(s) and {gpus} GPU(s) on one node (resources in the space, "
+            f"--gpus-per-trial); no node of the Ray cluster has them (its nodes: {have or 'none'})"
         )
-    return max(1, min(by_cpu, by_gpu, trials))
+    return max(1, min(fit, trials))
 
 
 def resolve_config(base: str, overrides: list[str]) -> tuple[dict[str, Any], str] | None:
@@ -271,7 +279,8 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
     tracker = None
     try:
         res, budget, metric = space.resources, space.budget, space.objective.metric
-        parallel = concurrency(ray.cluster_resources(), res.cpus, res.gpus, budget.trials)
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        parallel = concurrency(nodes, res.cpus, res.gpus, budget.trials)
         resolve = lambda ov: resolve_config(space.base.config, ov)  # noqa: E731
         carry = Carryover()
         if options.resume:

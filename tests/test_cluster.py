@@ -7,6 +7,7 @@ trainers run on the CPU.
 - two-GPU trials run each on one node, under torchrun, on GPUs no other running trial holds,
   and every rank of the trainer sees its trial's GPUs in CUDA_VISIBLE_DEVICES;
 - MLflow records where each trial ran (node and GPU ids);
+- a trial that fits in the cluster's GPUs but on none of its nodes is refused before it starts;
 - a worker node lost mid-trial: the trial is re-run on another node (once: MAX_TRIAL_RETRIES) and
   the sweep completes; the lost trial's trainer does not train on;
 - `$DATA_DIR` in the data globs is each node's own (docs/cluster.md);
@@ -29,7 +30,7 @@ import pytest
 from mlflow import MlflowClient
 from ray.cluster_utils import Cluster
 
-from orchestrator.sweep import MAX_TRIAL_RETRIES, SweepOptions, prepare_space, run_sweep
+from orchestrator.sweep import MAX_TRIAL_RETRIES, SweepOptions, SweepSetupError, prepare_space, run_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +108,8 @@ if rank == 0:
 
 @pytest.fixture(scope="module")
 def packed_sweep(tmp_path_factory):
-    """4 two-GPU trials on a cluster of two worker nodes with 4 GPUs each, all running at once."""
+    """4 two-GPU trials on a cluster of two worker nodes with 4 GPUs each, all running at once;
+    before them, the same sweep with 8 GPUs per trial, refused."""
     work = tmp_path_factory.mktemp("packed")
     (work / "train_gpt.py").write_text(RENDEZVOUS_SCRIPT)
     (work / "space.yaml").write_text(f"""\
@@ -122,16 +124,19 @@ resources: {{gpus: 2, cpus: 1}}
     cluster = start_cluster({"num_cpus": 2, "num_gpus": 4}, {"num_cpus": 2, "num_gpus": 4})
     try:
         workers = {node.node_id for node in cluster.worker_nodes}
+        with pytest.raises(SweepSetupError) as too_big:  # 8 GPUs in the cluster, but 4 on each node
+            run_sweep(prepare_space(work / "space.yaml", gpus_per_trial=8),
+                      SweepOptions(name="too-big", address=cluster.address, workdir=work))
         result = run_sweep(prepare_space(work / "space.yaml"),
                            SweepOptions(name="packed", address=cluster.address, workdir=work))
         left = left_running(work)
     finally:
         cluster.shutdown()
-    return work, result, workers, left
+    return work, result, workers, left, too_big.value
 
 
 def test_two_gpu_trials_run_on_one_worker_node_each_under_torchrun(packed_sweep):
-    work, result, workers, _ = packed_sweep
+    work, result, workers, *_ = packed_sweep
     assert result.exit_code == 0 and len(result.records) == 4
     for rec in result.records:
         assert rec.status == "completed", rec.error
@@ -140,7 +145,7 @@ def test_two_gpu_trials_run_on_one_worker_node_each_under_torchrun(packed_sweep)
 
 
 def test_trials_running_at_once_hold_disjoint_gpus(packed_sweep):
-    _, result, workers, _ = packed_sweep
+    _, result, workers, *_ = packed_sweep
     # the script's rendezvous makes all four trials run at once: two on each node's four GPUs
     by_node: dict[str, list[int]] = {}
     for rec in result.records:
@@ -150,7 +155,7 @@ def test_trials_running_at_once_hold_disjoint_gpus(packed_sweep):
 
 
 def test_every_rank_of_a_trainer_sees_its_trial_s_gpus(packed_sweep):
-    work, result, _, _ = packed_sweep
+    work, result, *_ = packed_sweep
     for rec in result.records:
         log = (work / "sweeps" / "packed" / "trials" / f"trial_{rec.number:04d}" / "trainer.log").read_text()
         seen = dict(re.findall(r"^rank (\d) CUDA_VISIBLE_DEVICES=(\S*)$", log, re.MULTILINE))
@@ -158,7 +163,7 @@ def test_every_rank_of_a_trainer_sees_its_trial_s_gpus(packed_sweep):
 
 
 def test_mlflow_records_the_node_and_the_gpus_of_each_trial(packed_sweep):
-    work, result, _, _ = packed_sweep
+    work, result, *_ = packed_sweep
     runs = {int(r.data.tags["optuna_trial"]): r for r in child_runs(work, "packed")}
     for rec in result.records:
         tags = runs[rec.number].data.tags
@@ -168,6 +173,14 @@ def test_mlflow_records_the_node_and_the_gpus_of_each_trial(packed_sweep):
 
 def test_no_trainer_outlives_a_cluster_sweep(packed_sweep):
     assert packed_sweep[3] == []
+
+
+def test_a_trial_larger_than_every_node_is_refused_before_anything_is_recorded(packed_sweep):
+    work, *_, too_big = packed_sweep
+    # a trial's GPUs are on one node: with 4 per node, an 8-GPU trial would wait forever
+    assert "needs 1 CPU(s) and 8 GPU(s) on one node" in str(too_big)
+    assert "2 with 2 CPU(s) and 4 GPU(s)" in str(too_big), too_big
+    assert "too-big" not in optuna.study.get_all_study_names(f"sqlite:///{work / 'optuna.db'}")
 
 
 # ---------------------------------------------------------------------------------------
