@@ -104,6 +104,7 @@ class SweepCallback(Callback):
         if rec.status == FAILED and not rec.error:
             rec.error = "the trial ended before the trainer reported anything"
         rec.log_tail = result.get("log_tail") or ""
+        rec.retries = trial.num_failures - (error is not None)  # the last failure, if any, was not retried
         self._safely(self.tracker.finish_trial, rec)
         running = sum(1 for r in self.records.values() if r.finished is None)
         self.view.trial_finished(rec, running)

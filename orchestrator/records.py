@@ -26,6 +26,7 @@ class TrialRecord:
     error: str = ""
     log_tail: str = ""
     retry_of: int | None = None  # the interrupted trial this one re-runs
+    retries: int = 0  # times Tune re-ran it after its worker or node was lost
 
     @property
     def label(self) -> str:

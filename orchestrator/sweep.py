@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import optuna
 from orchestrator.launch import DEFAULT_COMPILE_CACHE
 from orchestrator.outcome import INTERRUPTED, OBJECTIVE, PROGRESS, VAL_LOSS
 from orchestrator.records import TrialRecord, best_record
-from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute
+from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute, shown
 from orchestrator.targets import check_overrides, patched_source, resolve
 from search_spaces import AblationSpace, Budget, Resources, SweepSpace, load_space
 from trainer.config import load_config
@@ -101,6 +102,16 @@ def sweep_name(space: SweepSpace, name: str | None) -> str:
     return name
 
 
+def check_address(address: str | None) -> None:
+    """Refuse Ray Client addresses: through one, Tune runs its driver loop (and with it the MLflow
+    callback and the trial records) in an actor inside the cluster, away from this process."""
+    if address and address.startswith("ray://"):
+        raise SweepSetupError(
+            f"--address {address}: Ray Client (ray://) is not supported; run the sweep on a node of the cluster "
+            "with --address auto (or HEAD_IP:6379, the head's GCS port)"
+        )
+
+
 def in_stores(name: str, options: SweepOptions) -> tuple[bool, bool]:
     """Whether the stores hold a sweep NAME: (an Optuna study, an MLflow experiment)."""
     from orchestrator.tracking import experiment_exists
@@ -108,11 +119,11 @@ def in_stores(name: str, options: SweepOptions) -> tuple[bool, bool]:
     try:
         study = name in optuna.study.get_all_study_names(storage=options.storage)
     except Exception as exc:  # noqa: BLE001 - a bad URL, an unreachable server
-        raise SweepSetupError(f"--storage {options.storage}: cannot open the Optuna storage: {exc}") from None
+        raise SweepSetupError(f"--storage {shown(options.storage)}: cannot open the Optuna storage: {exc}") from None
     try:
         experiment = experiment_exists(options.tracking_uri, name)
     except Exception as exc:  # noqa: BLE001
-        raise SweepSetupError(f"--tracking-uri {options.tracking_uri}: cannot open the MLflow store: {exc}") from None
+        raise SweepSetupError(f"--tracking-uri {shown(options.tracking_uri)}: cannot open the MLflow store: {exc}") from None
     return study, experiment
 
 
@@ -121,9 +132,9 @@ def check_new(name: str, options: SweepOptions) -> None:
     study, experiment = in_stores(name, options)
     where = []
     if study:
-        where.append(f"an Optuna study in {options.storage}")
+        where.append(f"an Optuna study in {shown(options.storage)}")
     if experiment:
-        where.append(f"an MLflow experiment in {options.tracking_uri}")
+        where.append(f"an MLflow experiment in {shown(options.tracking_uri)}")
     if where:
         raise SweepSetupError(
             f"a sweep named '{name}' already exists ({' and '.join(where)}); "
@@ -136,9 +147,9 @@ def check_resumable(name: str, options: SweepOptions) -> None:
     study, experiment = in_stores(name, options)
     missing = []
     if not study:
-        missing.append(f"no Optuna study '{name}' in {options.storage}")
+        missing.append(f"no Optuna study '{name}' in {shown(options.storage)}")
     if not experiment:
-        missing.append(f"no MLflow experiment '{name}' in {options.tracking_uri}")
+        missing.append(f"no MLflow experiment '{name}' in {shown(options.tracking_uri)}")
     if missing:
         raise SweepSetupError(
             f"--resume: {' and '.join(missing)}; run it from the directory (or with the --storage and "
@@ -146,17 +157,24 @@ def check_resumable(name: str, options: SweepOptions) -> None:
         )
 
 
-def concurrency(cluster: dict[str, float], cpus: float, gpus: int, trials: int) -> int:
-    """How many trials fit at once on the cluster's CPUs and GPUs (at least one must)."""
-    have_cpu, have_gpu = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
-    by_cpu = math.floor(have_cpu / cpus + 1e-9)
-    by_gpu = math.floor(have_gpu / gpus + 1e-9) if gpus else trials
-    if by_cpu < 1 or by_gpu < 1:
+def concurrency(nodes: list[dict[str, float]], cpus: float, gpus: int, trials: int) -> int:
+    """How many trials fit at once on the nodes' CPUs and GPUs (at least one must). A trial's
+    resources are one STRICT_PACK bundle, so each trial must fit whole on one node: two 4-GPU
+    nodes run no 8-GPU trial."""
+    def fitting(node: dict[str, float]) -> int:
+        by_cpu = math.floor(node.get("CPU", 0.0) / cpus + 1e-9)
+        by_gpu = math.floor(node.get("GPU", 0.0) / gpus + 1e-9) if gpus else trials
+        return min(by_cpu, by_gpu)
+
+    fit = sum(fitting(node) for node in nodes)
+    if fit < 1:
+        shapes = Counter((node.get("CPU", 0.0), node.get("GPU", 0.0)) for node in nodes)
+        have = ", ".join(f"{n} with {c:g} CPU(s) and {g:g} GPU(s)" for (c, g), n in shapes.most_common())
         raise SweepSetupError(
-            f"each trial needs {cpus:g} CPU(s) and {gpus} GPU(s) (resources in the space, --gpus-per-trial); "
-            f"the Ray cluster has {have_cpu:g} CPU(s) and {have_gpu:g} GPU(s)"
+            f"each trial needs {cpus:g} CPU(s) and {gpus} GPU(s) on one node (resources in the space, "
+            f"--gpus-per-trial); no node of the Ray cluster has them (its nodes: {have or 'none'})"
         )
-    return max(1, min(by_cpu, by_gpu, trials))
+    return max(1, min(fit, trials))
 
 
 def resolve_config(base: str, overrides: list[str]) -> tuple[dict[str, Any], str] | None:
@@ -241,6 +259,7 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = sweep_name(space, options.name)
+    check_address(options.address)
     (check_resumable if options.resume else check_new)(name, options)
 
     import ray
@@ -265,7 +284,8 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
     tracker = None
     try:
         res, budget, metric = space.resources, space.budget, space.objective.metric
-        parallel = concurrency(ray.cluster_resources(), res.cpus, res.gpus, budget.trials)
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        parallel = concurrency(nodes, res.cpus, res.gpus, budget.trials)
         resolve = lambda ov: resolve_config(space.base.config, ov)  # noqa: E731
         carry = Carryover()
         if options.resume:
@@ -284,7 +304,7 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
                     "base_set": space.base.set, "trials": budget.trials, "steps": budget.steps, "time_s": budget.time_s,
                     "objective": metric, "target": space.objective.target, "sampler": space.sampler.model_dump(),
                     "scheduler": space.scheduler.model_dump(), "resources": res.model_dump(), "concurrency": parallel,
-                    "optuna_storage": options.storage, "ray_address": options.address or "local",
+                    "optuna_storage": shown(options.storage), "ray_address": options.address or "local",
                     **({"arms": space.arms, "seeds": space.seeds} if space.kind == "ablation" else {}),
                 },
             )
@@ -301,7 +321,7 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
         view.print(
             f"{space.kind} [bold]{name}[/]: {remaining} trials of {space.base.config} to run, {parallel} at a time "
             f"({res.cpus:g} CPU, {res.gpus} GPU each), minimising {metric}; "
-            f"MLflow {options.tracking_uri}, Optuna {options.storage}"
+            f"MLflow {shown(options.tracking_uri)}, Optuna {shown(options.storage)}"
         )
         searcher = SweepSearch(
             space=space.define_by_run, metric=OBJECTIVE, mode="min", sampler=space.make_sampler(),
@@ -382,4 +402,5 @@ def _closing(view, result: SweepResult, space: SweepSpace, options: SweepOptions
         run = f"torchrun --standalone --nproc_per_node=N {result.best_config}" if space.base.is_script \
             else f"python -m trainer --config {result.best_config}"
         view.print(f"  config: {result.best_config}  ({run})")
-    view.print(f"MLflow: {options.tracking_uri}, experiment '{result.name}'; Optuna: {options.storage}, study '{result.name}'")
+    view.print(f"MLflow: {shown(options.tracking_uri)}, experiment '{result.name}'; "
+               f"Optuna: {shown(options.storage)}, study '{result.name}'")

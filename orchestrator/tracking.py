@@ -6,8 +6,9 @@ time, so there is no single "active run").
 Per trial: the full resolved trainer config flattened to dotted params, plus `searched.<name>`
 for what the searcher chose; val_loss / train_time_ms / tokens / progress by trainer step, and
 at the end the objective, wall_time_s and the trial's timeline (time_*_s, orchestrator/trial.py);
-tags (status, optuna_trial, retry_of, tune_trial_id, node, device, error, and env.* — the
-environment fingerprint: host, torch, GPU, driver, CUDA, triton); artifacts (config.yaml,
+tags (status, optuna_trial, retry_of, retries — how often Tune re-ran it after losing its worker —,
+tune_trial_id, node, node_ip, node_id and gpu_ids — where Ray ran it —, device, error, and env.* —
+the environment fingerprint: host, torch, GPU, driver, CUDA, triton); artifacts (config.yaml,
 trainer_log_tail.txt).
 """
 
@@ -170,10 +171,15 @@ class SweepTracker:
             return
         last = rec.last
         tags = {"status": rec.status}
-        for key, tag in (("hostname", "node"), ("node_ip", "node_ip"), ("device", "device"), ("world_size", "world_size")):
+        for key, tag in (("hostname", "node"), ("node_ip", "node_ip"), ("node_id", "node_id"), ("device", "device"),
+                         ("world_size", "world_size")):
             if last.get(key) is not None:
                 tags[tag] = str(last[key])
+        if last.get("gpu_ids"):  # as in CUDA_VISIBLE_DEVICES
+            tags["gpu_ids"] = ",".join(str(i) for i in last["gpu_ids"])
         tags.update({f"env.{k}": str(v) for k, v in (last.get("env") or {}).items() if v is not None})
+        if rec.retries:
+            tags["retries"] = str(rec.retries)
         if rec.error:
             tags["error"] = rec.error[:TAG_MAX]
         metrics = {"wall_time_s": rec.duration_s, **{k: v for k, v in last.items() if k.startswith("time_")}}

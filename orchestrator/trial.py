@@ -52,6 +52,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 from orchestrator.event_tail import EventTail
@@ -175,7 +176,11 @@ class TrainerTrial(tune.Trainable):
         self.pending: deque[dict[str, Any]] = deque()
         self.final: dict[str, Any] | None = None
         self.process: TrainerProcess | WarmRun | None = None
-        self.info: dict[str, Any] = {"trial_dir": str(self.dir)}
+        # Where Ray placed the trial: its node, and the GPUs it set CUDA_VISIBLE_DEVICES to in this
+        # actor, which the trainer inherits
+        ctx = ray.get_runtime_context()
+        self.info: dict[str, Any] = {"trial_dir": str(self.dir), "node_id": ctx.get_node_id(),
+                                     "gpu_ids": ray.get_gpu_ids()}
         self.num_iterations: int | None = None
         self.last: dict[str, Any] = {"step": 0, "train_time_ms": 0.0, "tokens": 0}
         self.end_event: dict[str, Any] | None = None

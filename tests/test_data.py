@@ -114,6 +114,21 @@ def test_resolve_files_names_key_and_pattern_when_nothing_matches(tmp_path: Path
         resolve_files(pattern, "data.train_files")
 
 
+def test_resolve_files_expands_environment_variables(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "t_000001.bin").write_bytes(b"")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    assert resolve_files("$DATA_DIR/t_*.bin", "data.train_files") == [tmp_path / "t_000001.bin"]
+    assert resolve_files("${DATA_DIR}/t_*.bin", "data.train_files") == [tmp_path / "t_000001.bin"]
+    with pytest.raises(InputError, match=r"pattern '\$DATA_DIR/v_\*\.bin' \(= '.*/v_\*\.bin'\) matches no files"):
+        resolve_files("$DATA_DIR/v_*.bin", "data.val_files")
+
+
+def test_resolve_files_names_an_unset_variable(monkeypatch) -> None:
+    monkeypatch.delenv("DATA_DIR", raising=False)
+    with pytest.raises(InputError, match=r"data\.val_files: pattern '\$DATA_DIR/v_\*\.bin' uses \$DATA_DIR, which is not set"):
+        resolve_files("$DATA_DIR/v_*.bin", "data.val_files")
+
+
 def test_fixture_is_a_valid_shard_of_bos_led_documents() -> None:
     tokens = load_shard(FIXTURE)
     assert len(tokens) == 700_000

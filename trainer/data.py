@@ -6,6 +6,8 @@ followed by ``num_tokens`` uint16 GPT-2 token ids; every document starts with ``
 
 import glob
 import os
+import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,22 @@ GPT2_VOCAB_SIZE = 50257
 
 
 def resolve_files(pattern: str, key: str) -> list[Path]:
-    """Return the files a glob pattern (``~`` expanded) matches, sorted; ``key`` names it."""
-    matches = sorted(glob.glob(os.path.expanduser(pattern)))
-    files = [Path(m) for m in matches if Path(m).is_file()]
+    """Return the files a glob pattern matches, sorted; ``key`` names it.
+
+    ``~`` and environment variables (``$DATA_DIR/fineweb_train_*.bin``) are expanded here, where
+    the trainer runs: on a cluster, each node's own ``DATA_DIR`` (docs/cluster.md).
+    """
+    unset = [a or b for a, b in re.findall(r"\$(?:\{(\w+)\}|(\w+))", pattern) if (a or b) not in os.environ]
+    if unset:
+        raise InputError(
+            f"{key}: pattern {pattern!r} uses ${unset[0]}, which is not set in the trainer's environment "
+            f"on {socket.gethostname()}"
+        )
+    expanded = os.path.expandvars(os.path.expanduser(pattern))
+    files = [Path(m) for m in sorted(glob.glob(expanded)) if Path(m).is_file()]
     if not files:
-        raise InputError(f"{key}: pattern {pattern!r} matches no files (relative to {Path.cwd()})")
+        shown = repr(pattern) + (f" (= {expanded!r})" if expanded != pattern else "")
+        raise InputError(f"{key}: pattern {shown} matches no files (relative to {Path.cwd()})")
     return files
 
 
