@@ -31,6 +31,7 @@ from mlflow import MlflowClient
 from ray.cluster_utils import Cluster
 
 from orchestrator.sweep import MAX_TRIAL_RETRIES, SweepOptions, SweepSetupError, prepare_space, run_sweep
+from processes import trainer_processes  # tests/processes.py
 
 pytestmark = pytest.mark.slow
 
@@ -48,24 +49,12 @@ def start_cluster(*workers: dict) -> Cluster:
     return cluster
 
 
-def processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line contains `text` (Linux /proc)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
-                found.append(int(proc.name))
-        except OSError:
-            pass
-    return found
-
-
 def left_running(work: Path, grace_s: float = 60) -> list[int]:
     """The trainers of the sweeps in `work` still running once they had `grace_s` to exit."""
     deadline = time.time() + grace_s
-    while processes_mentioning(str(work / "sweeps")) and time.time() < deadline:
+    while trainer_processes(work) and time.time() < deadline:
         time.sleep(0.5)
-    return processes_mentioning(str(work / "sweeps"))
+    return trainer_processes(work)
 
 
 def child_runs(work: Path, name: str):

@@ -29,6 +29,7 @@ from orchestrator.launch import TrainerProcess, trainer_command
 from orchestrator.outcome import Objective
 from orchestrator.sweep import SweepOptions, SweepSetupError, init_ray, prepare_space, run_sweep
 from trainer.config import load_config
+from processes import trainer_processes  # tests/processes.py
 
 pytestmark = pytest.mark.slow
 
@@ -416,23 +417,6 @@ def test_speedrun_ui_serves_the_mlflow_ui_on_the_local_store(tmp_path):
 
 # ---------------------------------------------------------------------------------------
 # SIGKILL of the driver, then --resume
-
-
-def trainer_processes(workdir: Path) -> list[int]:
-    """Pids of trainers (a run's process or a warm worker, `python -m trainer...`) working in
-    `workdir`, the sweep's working directory (Linux /proc)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if not proc.name.isdigit():
-                continue
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            if b"-m" in cmdline and any(arg.startswith(b"trainer") for arg in cmdline) \
-                    and (proc / "cwd").resolve() == workdir.resolve():
-                found.append(int(proc.name))
-        except OSError:
-            pass
-    return found
 
 
 def wait_for_study(storage: str, name: str, ready, timeout: float) -> None:
