@@ -86,6 +86,14 @@ class Sweep:
         return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def longest_runs(trials: list[Trial]) -> list[Trial]:
+    """The completed trials that may be ranked against each other: in a horizon sweep those of the
+    highest rung a completed run reached (shorter runs end at higher losses); otherwise all."""
+    done = [t for t in trials if t.completed]
+    top = max((t.rung for t in done if t.rung is not None), default=None)
+    return done if top is None else [t for t in done if t.rung == top]
+
+
 def load_sweep(name: str, tracking_uri: str) -> Sweep:
     """The sweep or ablation NAME from the MLflow store; InputError naming the store if absent."""
     client = open_store(tracking_uri)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from analysis import figures
 from analysis.rungs import rung_section
-from analysis.runs import Sweep, Trial, Value, val_curve
+from analysis.runs import Sweep, Trial, Value, longest_runs, val_curve
 from analysis.study import Importance
 from analysis.tables import DASH, loss, markdown_table, num, seconds
 
@@ -35,12 +35,8 @@ def ranked(trials: list[Trial]) -> list[Trial]:
 
 
 def best_trial(trials: list[Trial]) -> Trial | None:
-    """The best completed trial; in a horizon sweep, of the highest rung a completed run reached
-    (shorter runs end at higher losses, so only runs of one length compare)."""
-    top_rung = max((t.rung for t in trials if t.completed and t.rung is not None), default=None)
-    if top_rung is not None:
-        trials = [t for t in trials if t.rung == top_rung]
-    top = ranked(trials)[:1]
+    """The best completed trial (in a horizon sweep, of the highest rung reached: `longest_runs`)."""
+    top = ranked(longest_runs(trials))[:1]
     return top[0] if top and top[0].completed and math.isfinite(top[0].objective) else None
 
 
