@@ -28,9 +28,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.outcome import COMPLETED, FAILED, INTERRUPTED, OBJECTIVE, PRUNED, RETRY_OF, RUNNING, finite
 from orchestrator.records import Rung, TrialRecord
-from search_spaces import FIDELITY
 from orchestrator.search import optuna_state
 from orchestrator.tracking import SweepTracker
+from search_spaces import FIDELITY
 
 INTERRUPTED_ERROR = "the sweep's driver stopped while this trial ran; --resume re-ran its parameters"
 
