@@ -4,6 +4,7 @@ The data contract: one experiment per sweep (named after it); a parent run tagge
 `speedrun.role = sweep` (and `speedrun.kind`, sweep or ablation); one child run per trial,
 tagged `mlflow.parentRunId`, `status`, `optuna_trial`, with the searched values as
 `searched.<name>` params and `objective` / `final_val_loss` / `wall_time_s` metrics at the end.
+A horizon sweep's runs also have params `rung` and `fidelity` and the tag `config_trial`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class Trial:
     error: str = ""
     retry_of: int | None = None
     env: dict[str, str] = field(default_factory=dict)  # the environment fingerprint (env.* tags)
+    rung: int | None = None  # a horizon sweep's run: its rung, its horizon, its config's rung-0 trial
+    fidelity: float | None = None
+    config_trial: int | None = None
 
     @property
     def label(self) -> str:
@@ -80,6 +84,14 @@ class Sweep:
         for t in self.finished:
             out[t.status] = out.get(t.status, 0) + 1
         return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def longest_runs(trials: list[Trial]) -> list[Trial]:
+    """The completed trials that may be ranked against each other: in a horizon sweep those of the
+    highest rung a completed run reached (shorter runs end at higher losses); otherwise all."""
+    done = [t for t in trials if t.completed]
+    top = max((t.rung for t in done if t.rung is not None), default=None)
+    return done if top is None else [t for t in done if t.rung == top]
 
 
 def load_sweep(name: str, tracking_uri: str) -> Sweep:
@@ -155,6 +167,9 @@ def _trial(run: Run) -> Trial:
         error=tags.get("error", ""),
         retry_of=int(retry_of) if retry_of.isdigit() else None,
         env={k[len(ENV):]: v for k, v in sorted(tags.items()) if k.startswith(ENV)},
+        rung=int(params["rung"]) if params.get("rung", "").isdigit() else None,
+        fidelity=_number(params["fidelity"]) if "fidelity" in params else None,
+        config_trial=int(tags["config_trial"]) if tags.get("config_trial", "").isdigit() else None,
     )
 
 

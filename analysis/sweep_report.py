@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 
 from analysis import figures
-from analysis.runs import Sweep, Trial, Value, val_curve
+from analysis.rungs import rung_section
+from analysis.runs import Sweep, Trial, Value, longest_runs, val_curve
 from analysis.study import Importance
 from analysis.tables import DASH, loss, markdown_table, num, seconds
 
@@ -34,7 +35,8 @@ def ranked(trials: list[Trial]) -> list[Trial]:
 
 
 def best_trial(trials: list[Trial]) -> Trial | None:
-    top = ranked(trials)[:1]
+    """The best completed trial (in a horizon sweep, of the highest rung reached: `longest_runs`)."""
+    top = ranked(longest_runs(trials))[:1]
     return top[0] if top and top[0].completed and math.isfinite(top[0].objective) else None
 
 
@@ -43,8 +45,10 @@ def sweep_sections(sweep: Sweep, importance: Importance, out_dir: Path, top: int
     order = ranked(sweep.trials)
     best = best_trial(sweep.trials)
     names = _param_names(order, importance)
+    horizon = [rung_section(sweep.trials)] if any(t.rung is not None for t in sweep.trials) else []
     return [
         _leaderboard(sweep, order[:top], len(order), names),
+        *horizon,
         _importance(importance, out_dir),
         _curves(sweep, [t for t in order if t.completed and math.isfinite(t.objective)][: min(top, MAX_CURVES)],
                 out_dir),
@@ -55,13 +59,15 @@ def sweep_sections(sweep: Sweep, importance: Importance, out_dir: Path, top: int
 
 def _leaderboard(sweep: Sweep, shown: list[Trial], finished: int, names: list[str]) -> str:
     short = _short_names(names)
-    headers = ["trial", "status", "objective", "final val loss", "train time (s)", *short]
+    horizon = any(t.rung is not None for t in sweep.trials)  # runs of different lengths: say which
+    headers = ["trial", "status", *(["horizon"] if horizon else []), "objective", "final val loss", "train time (s)", *short]
     rows = [
-        [t.label, t.status, objective_text(sweep, t.objective), loss(t.final_val_loss), seconds(t.train_time_s),
-         *(_value(t.searched.get(n)) for n in names)]
+        [t.label, t.status, *([num(t.fidelity)] if horizon else []), objective_text(sweep, t.objective),
+         loss(t.final_val_loss), seconds(t.train_time_s), *(_value(t.searched.get(n)) for n in names)]
         for t in shown
     ]
-    table = markdown_table(headers, rows, [False, False, True, True, True, *([True] * len(names))]) if rows else (
+    right = [False, False, *([True] if horizon else []), True, True, True, *([True] * len(names))]
+    table = markdown_table(headers, rows, right) if rows else (
         "No trial has finished yet.")
     return f"## Leaderboard (top {len(shown)} of {finished} finished)\n\n{table}"
 

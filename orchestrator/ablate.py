@@ -14,19 +14,9 @@ from typing import Any
 
 from search_spaces import AblationSpace, Resources, load_ablation
 from search_spaces.yaml_data import to_yaml
-from orchestrator.targets import check_overrides
+from orchestrator.targets import check_overrides, config_leaves
 from trainer.config import load_config
 from trainer.errors import InputError
-
-
-def config_leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """A config as {dotted key: value}; lists (stage lists, layer lists) stay one value."""
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for k, v in tree.items():
-            out.update(config_leaves(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: tree}
 
 
 def changes_from_base(base_config: str, base_set: dict[str, Any], candidate: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -12,7 +12,7 @@ from ray.tune import Callback
 
 from orchestrator.outcome import COMPLETED, FAILED, INTERRUPTED, RETRY_OF, TRIAL_NUMBER, VAL_LOSS, carries_val, final_status, finite
 from orchestrator.progress import SweepConsole
-from orchestrator.records import TrialRecord, objective_of, searched_params
+from orchestrator.records import Rung, TrialRecord, objective_of, searched_params
 from orchestrator.tracking import SweepTracker
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ class SweepCallback(Callback):
                 overrides = self.overrides_of(config)
             except ValueError:
                 overrides = []
-            rec = TrialRecord(trial.trial_id, number, searched_params(config), overrides, retry_of=config.get(RETRY_OF))
+            rec = TrialRecord(trial.trial_id, number, searched_params(config), overrides, retry_of=config.get(RETRY_OF),
+                              rung=Rung.of(config))
             self.records[trial.trial_id] = rec
         return rec
 

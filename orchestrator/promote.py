@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 from analysis import stats
 from analysis.ablation import BASELINE, arms
 from analysis.report import effect_table
-from analysis.runs import Sweep, Trial, load_sweep
+from analysis.runs import Sweep, Trial, load_sweep, longest_runs
 from orchestrator.ablate import changes_from_base, prepare_ablation
 from orchestrator.sweep import SweepOptions, run_sweep
 from orchestrator.targets import patched_source, script_diff
@@ -45,8 +45,9 @@ class Finalist:
 
 
 def finalists(sweep: Sweep, top_k: int, into: Path) -> list[Finalist]:
-    """The top_k completed trials by objective, each with its config.yaml fetched from MLflow."""
-    done = sorted((t for t in sweep.trials if t.completed and math.isfinite(t.objective)), key=lambda t: t.objective)
+    """The top_k completed trials by objective (of a horizon sweep: of its highest rung), each with
+    its config.yaml fetched from MLflow."""
+    done = sorted((t for t in longest_runs(sweep.trials) if math.isfinite(t.objective)), key=lambda t: t.objective)
     if not done:
         raise InputError(f"sweep '{sweep.name}' has no completed trial to promote")
     into.mkdir(parents=True, exist_ok=True)

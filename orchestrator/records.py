@@ -5,9 +5,35 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.outcome import COMPLETED, OBJECTIVE, RETRY_OF, TRIAL_NUMBER, finite
+from orchestrator.outcome import CONFIG_TRIAL, COMPLETED, OBJECTIVE, PROMOTED_FROM, RETRY_OF, RUNG, TRIAL_NUMBER, finite
+from search_spaces import FIDELITY
+
+
+@dataclass(frozen=True)
+class Rung:
+    """Where a run of a horizon sweep stands: its rung, the horizon it ran at (a fraction of the
+    full run), the rung-0 trial that first ran its config, and the trial that promoted it."""
+
+    index: int
+    fidelity: float
+    config_trial: int
+    promoted_from: int | None = None
+
+    @classmethod
+    def of(cls, attrs: Mapping[str, Any]) -> Rung | None:
+        """From a trial's Optuna user attributes or its Tune config; None outside a horizon sweep."""
+        if attrs.get(RUNG) is None:
+            return None
+        promoted_from = attrs.get(PROMOTED_FROM)
+        return cls(int(attrs[RUNG]), float(attrs[FIDELITY]), int(attrs[CONFIG_TRIAL]),
+                   None if promoted_from is None else int(promoted_from))
+
+    def attrs(self) -> dict[str, Any]:
+        out = {RUNG: self.index, FIDELITY: self.fidelity, CONFIG_TRIAL: self.config_trial}
+        return out if self.promoted_from is None else {**out, PROMOTED_FROM: self.promoted_from}
 
 
 @dataclass
@@ -27,6 +53,7 @@ class TrialRecord:
     log_tail: str = ""
     retry_of: int | None = None  # the interrupted trial this one re-runs
     retries: int = 0  # times Tune re-ran it after its worker or node was lost
+    rung: Rung | None = None  # a horizon sweep's run
 
     @property
     def label(self) -> str:
@@ -43,12 +70,18 @@ class TrialRecord:
 
 def searched_params(config: dict[str, Any]) -> dict[str, Any]:
     """The proposal in a Tune trial config, without the bookkeeping keys Tune and we add."""
-    return {k: v for k, v in config.items() if k not in (TRIAL_NUMBER, RETRY_OF) and not k.startswith("__")}
+    bookkeeping = (TRIAL_NUMBER, RETRY_OF, RUNG, FIDELITY, CONFIG_TRIAL, PROMOTED_FROM)
+    return {k: v for k, v in config.items() if k not in bookkeeping and not k.startswith("__")}
 
 
 def best_record(records: list[TrialRecord]) -> TrialRecord | None:
-    """The completed trial with the lowest finite objective (ties: the earlier trial)."""
+    """The completed trial with the lowest finite objective (ties: the earlier trial). In a
+    horizon sweep, among the runs of the highest rung any completed run reached: shorter runs
+    end at higher losses, so only runs of one length compare."""
     done = [r for r in records if r.succeeded]
+    top = max((r.rung.index for r in done if r.rung is not None), default=None)
+    if top is not None:
+        done = [r for r in done if r.rung is not None and r.rung.index == top]
     return min(done, key=lambda r: (r.objective, r.number if r.number is not None else 0)) if done else None
 
 

@@ -27,9 +27,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.outcome import COMPLETED, FAILED, INTERRUPTED, OBJECTIVE, PRUNED, RETRY_OF, RUNNING, finite
-from orchestrator.records import TrialRecord
+from orchestrator.records import Rung, TrialRecord
 from orchestrator.search import optuna_state
 from orchestrator.tracking import SweepTracker
+from search_spaces import FIDELITY
 
 INTERRUPTED_ERROR = "the sweep's driver stopped while this trial ran; --resume re-ran its parameters"
 
@@ -113,22 +114,25 @@ def _requeue(study: optuna.Study, t: FrozenTrial) -> None:
     is already queued, which the next reconcile finds instead of queueing it twice."""
     queued = any(w.user_attrs.get(RETRY_OF) == t.number for w in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     if not queued:
-        study.enqueue_trial(t.params, user_attrs={RETRY_OF: t.number}, skip_if_exists=False)
+        rung = Rung.of(t.user_attrs)  # a horizon sweep's retry runs at the same rung, for the same config
+        carried = rung.attrs() if rung is not None else {}
+        study.enqueue_trial(t.params, user_attrs={**carried, RETRY_OF: t.number}, skip_if_exists=False)
     _set_attrs(study, t, status=INTERRUPTED, error=INTERRUPTED_ERROR)
     study.tell(t.number, state=TrialState.FAIL)
 
 
 def _record(t: FrozenTrial, overrides_of, status: str, error: str, run=None) -> TrialRecord:
     """A TrialRecord of a trial an earlier driver ran, from Optuna (and its MLflow run's metrics)."""
+    rung = Rung.of(t.user_attrs)
     try:
-        overrides = overrides_of(t.params)
+        overrides = overrides_of({**t.params, **({FIDELITY: rung.fidelity} if rung is not None else {})})
     except ValueError:
         overrides = []
     metrics = run.data.metrics if run is not None else {}
     start = t.datetime_start.timestamp() if t.datetime_start else None
     rec = TrialRecord(
         t.user_attrs.get("tune_trial_id") or f"optuna_{t.number}", t.number, dict(t.params), overrides,
-        retry_of=t.user_attrs.get(RETRY_OF),
+        retry_of=t.user_attrs.get(RETRY_OF), rung=rung,
     )
     if start is not None:
         rec.started = start

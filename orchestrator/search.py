@@ -12,7 +12,8 @@ trainer (the sweep must go on), so the outcome travels as the result's `status`:
 
 Intermediate values are the val losses keyed by trainer step. Each trial's Optuna number is
 added to its Tune config (`optuna_trial`) so the trainable and the tracking know it, and each
-Optuna trial gets user attributes `status`, `tune_trial_id` and `error`.
+Optuna trial gets user attributes `status`, `tune_trial_id` and `error`. A run of a horizon
+sweep carries its rung (orchestrator/horizon.py) from its user attributes into its config too.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from orchestrator.outcome import (
     final_status,
     finite,
 )
+from orchestrator.records import Rung
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +68,15 @@ class SweepSearch(OptunaSearch):
             retry_of = ot_trial.user_attrs.get(RETRY_OF)  # set when --resume enqueued it
             if retry_of is not None:
                 config[RETRY_OF] = retry_of
+            rung = Rung.of(ot_trial.user_attrs) or self._new_rung(ot_trial)
+            if rung is not None:
+                config.update(rung.attrs())
             ot_trial.set_user_attr("tune_trial_id", trial_id)
         return config
+
+    def _new_rung(self, ot_trial) -> Rung | None:
+        """The rung of a proposal that came with none (the sampler's own): none outside a horizon sweep."""
+        return None
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:

@@ -9,7 +9,8 @@ Where things go (relative to `workdir`, the directory the sweep runs in):
   sweeps/<name>/trials/trial_NNNN  each trial's events.jsonl, trainer.log, overrides.txt
   sweeps/<name>/tune, tune-2, ...  Ray Tune's experiment directory, one per driver (resumes add one)
   sweeps/<name>/best.yaml          the best trial's full trainer config (a script sweep:
-                                   best_<script>.py, the script with the best trial's knobs)
+                                   best_<script>.py, the script with the best trial's knobs; a
+                                   horizon sweep: the best config of its highest rung, at full length)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from orchestrator.launch import DEFAULT_COMPILE_CACHE
 from orchestrator.outcome import INTERRUPTED, OBJECTIVE, PROGRESS, VAL_LOSS
 from orchestrator.records import TrialRecord, best_record
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute, shown
-from orchestrator.targets import check_overrides, patched_source, resolve
+from orchestrator.targets import check_overrides, horizon_overrides, patched_source, resolve
 from search_spaces import AblationSpace, Budget, Resources, SweepSpace, load_space
 from trainer.config import load_config
 from trainer.errors import InputError
@@ -81,11 +82,14 @@ class SweepResult:
 
 def prepare_space(spec: str | Path, trials: int | None = None, gpus_per_trial: int | None = None) -> SweepSpace:
     """Load and validate the space (raises SpaceError), with the command line's overrides."""
-    space = load_space(str(spec), check_overrides=check_overrides)
+    space = load_space(str(spec), check_overrides=check_overrides).with_horizon(horizon_overrides)
     update: dict[str, Any] = {}
     if trials is not None:
         if trials < 1:
             raise SweepSetupError(f"--trials {trials}: expected at least 1")
+        if space.scheduler.name == "horizon" and trials < space.scheduler.full_length_configs():
+            raise SweepSetupError(f"--trials {trials}: with scheduler: horizon one config in "
+                                  f"{space.scheduler.full_length_configs()} reaches the full length; expected at least that many")
         update["budget"] = Budget(trials=trials, steps=space.budget.steps, time_s=space.budget.time_s)
     if gpus_per_trial is not None:
         if gpus_per_trial < 0:
@@ -192,7 +196,9 @@ def write_best(space: SweepSpace, best: TrialRecord, sweep_dir: Path) -> Path:
         path.write_text(patched_source(space.base.config, best.overrides))
     else:
         path = sweep_dir / "best.yaml"
-        path.write_text(load_config(space.base.config, best.overrides).to_yaml())
+        # a horizon sweep's best may come from a rung short of the full run: best.yaml is its config at full length
+        overrides = best.overrides if best.rung is None else space.overrides(best.params)
+        path.write_text(load_config(space.base.config, overrides).to_yaml())
     return path
 
 
@@ -269,6 +275,7 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
     from ray.tune.search import ConcurrencyLimiter
 
     from orchestrator.callback import SweepCallback
+    from orchestrator.horizon import HorizonSearch, expected_runs, max_runs
     from orchestrator.progress import SweepConsole, leaderboard_text
     from orchestrator.resume import Carryover, reconcile
     from orchestrator.search import SweepSearch
@@ -309,8 +316,12 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
                 },
             )
         queue(name, options.storage, space.planned_trials())
-        remaining = max(budget.trials - len(carry.finished), 0)
-        view = SweepConsole(budget.trials, parallel, metric, console, earlier=carry.finished)
+        horizon = space.scheduler.name == "horizon"
+        # a horizon sweep's promotions come on top of budget.trials configs; its searcher says when it is done
+        runs = max_runs(space.scheduler, budget.trials) if horizon else budget.trials
+        remaining = max(runs - len(carry.finished), 0)
+        shown = expected_runs(space.scheduler, budget.trials) if horizon else budget.trials
+        view = SweepConsole(shown, parallel, metric, console, earlier=carry.finished)
         if options.resume:
             view.print(
                 f"resuming sweep [bold]{name}[/]: {len(carry.finished)} of {budget.trials} trials finished, "
@@ -319,14 +330,18 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
                 + (f", {carry.repaired} MLflow run(s) repaired from Optuna" if carry.repaired else "")
             )
         view.print(
-            f"{space.kind} [bold]{name}[/]: {remaining} trials of {space.base.config} to run, {parallel} at a time "
+            f"{space.kind} [bold]{name}[/]: {'up to ' if horizon else ''}{remaining} trials of {space.base.config} to run, {parallel} at a time "
             f"({res.cpus:g} CPU, {res.gpus} GPU each), minimising {metric}; "
             f"MLflow {shown(options.tracking_uri)}, Optuna {shown(options.storage)}"
         )
-        searcher = SweepSearch(
-            space=space.define_by_run, metric=OBJECTIVE, mode="min", sampler=space.make_sampler(),
-            storage=optuna.storages.RDBStorage(options.storage), study_name=name,
-        )
+        search = dict(space=space.define_by_run, metric=OBJECTIVE, mode="min", sampler=space.make_sampler(),
+                      storage=optuna.storages.RDBStorage(options.storage), study_name=name)
+        if horizon:
+            view.print(f"horizon halving: configs run at {', '.join(f'{f:g}' for f in space.scheduler.rungs)} of the "
+                       f"full length; the best 1/{space.scheduler.reduction_factor:g} of each rung go on to the next")
+            searcher = HorizonSearch(**search, scheduler=space.scheduler, configs=budget.trials)
+        else:
+            searcher = SweepSearch(**search)
         scheduler = None
         if space.scheduler.name == "asha":
             s = space.scheduler
@@ -398,6 +413,9 @@ def _closing(view, result: SweepResult, space: SweepSpace, options: SweepOptions
         b = result.best
         searched = [o for o in b.overrides if o not in space.base_overrides()]
         view.print(f"best: trial {b.label}, {metric} = {b.objective:.6g} (final val loss {b.final_val_loss:.4f})")
+        if b.rung is not None and b.rung.fidelity < 1:
+            view.print(f"[yellow]warning:[/] no config reached the full length; the best ran at horizon {b.rung.fidelity:g} "
+                       "and its config is written at full length untried")
         view.print("  " + " ".join(f"--set {o}" for o in searched))
         run = f"torchrun --standalone --nproc_per_node=N {result.best_config}" if space.base.is_script \
             else f"python -m trainer --config {result.best_config}"

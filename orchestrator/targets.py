@@ -10,7 +10,10 @@ from typing import Any
 
 import yaml
 
+from search_spaces.yaml_data import to_yaml
 from trainer.config import load_config
+from trainer.errors import InputError
+from trainer.horizon import at_horizon
 from trainer.script.knobs import read_script
 from trainer.script.patch import parse_assignments, patch
 
@@ -25,6 +28,29 @@ def check_overrides(target: str, overrides: list[str]) -> object:
     if is_script(target):
         return patched_source(target, overrides)
     return load_config(target, overrides)
+
+
+def config_leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A config as {dotted key: value}; lists (stage lists, layer lists) stay one value."""
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(config_leaves(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def horizon_overrides(target: str, overrides: list[str], fraction: float) -> list[str]:
+    """What to add to `overrides` to run them at `fraction` of their steps, every schedule
+    breakpoint compressed with it: each key the trainer's `at_horizon` changes. Empty when the
+    overrides do not apply (the trial's checks then reject them, naming the key)."""
+    try:
+        full = load_config(target, overrides)
+    except InputError:
+        return []
+    before = config_leaves(full.model_dump(mode="json"))
+    after = config_leaves(at_horizon(full, fraction).model_dump(mode="json"))
+    return [f"{k}={to_yaml(v)}" for k, v in after.items() if before.get(k) != v]
 
 
 def patched_source(script: str, overrides: list[str]) -> str:

@@ -9,7 +9,8 @@ at the end the objective, wall_time_s and the trial's timeline (time_*_s, orches
 tags (status, optuna_trial, retry_of, retries — how often Tune re-ran it after losing its worker —,
 tune_trial_id, node, node_ip, node_id and gpu_ids — where Ray ran it —, device, error, and env.* —
 the environment fingerprint: host, torch, GPU, driver, CUDA, triton); artifacts (config.yaml,
-trainer_log_tail.txt).
+trainer_log_tail.txt). A horizon sweep's run also has params `rung` and
+`fidelity` and tags `config_trial` (the rung-0 trial of its config) and `promoted_from`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from orchestrator.outcome import COMPLETED, OBJECTIVE, PROGRESS, RUNNING, VAL_LOSS, finite
+from orchestrator.outcome import COMPLETED, OBJECTIVE, PROGRESS, RUNG, RUNNING, VAL_LOSS, finite
 from orchestrator.records import TrialRecord
+from search_spaces import FIDELITY
 
 PARENT_TAG = "mlflow.parentRunId"
 TAG_MAX = 5000  # characters of an error kept in a tag (MLflow's tag limit is larger; keep the UI readable)
@@ -147,11 +149,15 @@ class SweepTracker:
             tags["optuna_trial"] = str(rec.number)
         if rec.retry_of is not None:
             tags["retry_of"] = str(rec.retry_of)
+        if rec.rung is not None:  # links the run to its config's other rungs
+            tags.update({k: str(v) for k, v in rec.rung.attrs().items() if k not in (RUNG, FIDELITY)})
         name = f"trial_{rec.number:04d}" if rec.number is not None else rec.tune_id
         run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
         self.runs[rec.tune_id] = run_id
         params = flatten(config) if config is not None else {f"set.{o.partition('=')[0]}": o.partition("=")[2] for o in rec.overrides}
         params.update(flatten(rec.params, "searched."))  # what the searcher chose (an ablation: arm, seed)
+        if rec.rung is not None:
+            params.update({RUNG: str(rec.rung.index), FIDELITY: str(rec.rung.fidelity)})
         self._log(run_id, params=params)
         if config_yaml is not None:
             self.client.log_text(run_id, config_yaml, "config.yaml")

@@ -22,6 +22,7 @@ from search_spaces.loader import SPACES_DIR, example_spaces, load_space
 from search_spaces.params import ChoiceParam, FixedParam, FloatParam, IntParam, LinearParam, StagesParam
 from search_spaces.report import SpaceError
 from search_spaces.schema import (
+    FIDELITY,
     STEPS_KEY,
     BaseSpec,
     Budget,
@@ -35,6 +36,7 @@ from search_spaces.trainer_hook import OverrideCheck
 
 __all__ = [
     "AblationSpace",
+    "FIDELITY",
     "SPACES_DIR",
     "STEPS_KEY",
     "BaseSpec",

@@ -62,6 +62,7 @@ and/or/not, min/max/abs. Keys whose value is a stage list are checked at every s
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -76,6 +77,7 @@ from search_spaces.trainer_hook import hook_message
 from search_spaces.yaml_data import to_yaml
 
 STEPS_KEY = "schedule.num_iterations"  # budget.steps sets this trainer key
+FIDELITY = "fidelity"  # a proposal's horizon (scheduler: horizon), next to its params
 
 
 # ---------------------------------------------------------------------------------------
@@ -126,22 +128,48 @@ class SamplerSpec(_Section):
 
 
 class SchedulerSpec(_Section):
-    """ASHA early stopping; `grace` and `max_t` are fractions of each trial's own schedule."""
+    """How trials are cut short or lengthened. `asha`: early stopping, `grace` and `max_t` being
+    fractions of each trial's own schedule. `horizon`: successive halving over complete runs at
+    shorter horizons (`rungs`: fractions of the run, the last 1.0); the best 1/reduction_factor
+    of each rung's finished runs are run again, from scratch, at the next rung's length."""
 
-    name: Literal["none", "asha"] = "none"
+    name: Literal["none", "asha", "horizon"] = "none"
     grace: float = Field(0.5, gt=0, le=1)
     reduction_factor: float = Field(2.0, gt=1)
     max_t: float = Field(1.0, gt=0, le=1)
+    rungs: list[float] = [0.25, 0.5, 1.0]
+
+    _ONLY: ClassVar[dict[str, set[str]]] = {"asha": {"grace", "max_t"}, "horizon": {"rungs"}}
+
+    @field_validator("rungs")
+    @classmethod
+    def _rungs(cls, v: list[float]) -> list[float]:
+        if len(v) < 2:
+            raise ValueError("at least two horizons, e.g. [0.25, 0.5, 1.0]")
+        if any(not 0 < f <= 1 for f in v):
+            raise ValueError("fractions of the run in (0, 1]")
+        if any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError("strictly increasing horizons")
+        if v[-1] != 1.0:
+            raise ValueError("a last rung of 1.0 (the full run the best config is chosen from)")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> SchedulerSpec:
-        if self.name == "none":
-            given = sorted(self.model_fields_set - {"name"})
-            if given:
-                raise ValueError(f"{', '.join(given)} only apply to asha; expected name: asha, or no settings")
+        given = self.model_fields_set - {"name"}
+        foreign = sorted(k for k in given if k != "reduction_factor" and k not in self._ONLY.get(self.name, set()))
+        if self.name == "none" and given:
+            raise ValueError(f"{', '.join(sorted(given))}: only for asha or horizon; expected name: asha or horizon, or no settings")
+        if foreign:
+            owner = " / ".join(n for n in ("asha", "horizon") if set(foreign) & self._ONLY[n])
+            raise ValueError(f"{', '.join(foreign)}: only for {owner}, not {self.name}")
         if self.grace > self.max_t:
             raise ValueError(f"grace {self.grace} exceeds max_t {self.max_t}; expected grace <= max_t")
         return self
+
+    def full_length_configs(self) -> int:
+        """Configs a horizon sweep must propose for one of them to reach the last rung."""
+        return math.ceil(self.reduction_factor ** (len(self.rungs) - 1) - 1e-9)
 
 
 class Resources(_Section):
@@ -184,6 +212,9 @@ class SweepSpace(BaseModel):
     resources: Resources = Resources()
 
     _check: Callable[[str, list[str]], object] | None = PrivateAttr(default=None)
+    # (base config, overrides, fraction) -> the overrides that run them at that horizon; the
+    # caller's (the trainer's at_horizon), as this package imports no trainer code
+    _horizon: Callable[[str, list[str], float], list[str]] | None = PrivateAttr(default=None)
 
     # --- Optuna ------------------------------------------------------------------------
 
@@ -243,11 +274,19 @@ class SweepSpace(BaseModel):
         """`base.set` and `budget.steps` as trainer `KEY=VALUE` overrides."""
         return base_overrides(self.base, self.budget)
 
+    def with_horizon(self, horizon: Callable[[str, list[str], float], list[str]]) -> SweepSpace:
+        """This space, with `horizon(base config, overrides, fraction)` giving the extra overrides
+        that run a proposal at a shorter horizon (a `fidelity` key next to its params)."""
+        out = self.model_copy()
+        out._horizon = horizon
+        return out
+
     def overrides(self, params: dict[str, Any]) -> list[str]:
         """The trainer `KEY=VALUE` overrides of one trial: base overrides, then every param in
         file order (fixed ones from the space, searched ones from `params`, which holds what
-        `define_by_run` suggested, keyed by name; other keys are ignored). Schedule families
-        become one YAML value each. Raises ValueError when a searched name is missing."""
+        `define_by_run` suggested, keyed by name; other keys are ignored), then, when `params`
+        has a `fidelity` below 1, what runs it at that horizon (`with_horizon`). Schedule
+        families become one YAML value each. Raises ValueError when a searched name is missing."""
         values: dict[str, Any] = {}
         for name, leaf in self.leaves():
             if not leaf.searched:
@@ -256,7 +295,13 @@ class SweepSpace(BaseModel):
                 raise ValueError(f"no value for '{name}'; expected every name define_by_run suggested")
             else:
                 values[name] = leaf.coerce(params[name])
-        return self._overrides_of(values)
+        out = self._overrides_of(values)
+        fidelity = params.get(FIDELITY)
+        if fidelity is None or fidelity == 1.0:
+            return out
+        if self._horizon is None:
+            raise ValueError(f"fidelity {fidelity}: this space was given no horizon hook (with_horizon)")
+        return out + self._horizon(self.base.config, out, fidelity)
 
     def _overrides_of(self, values: dict[str, Any]) -> list[str]:
         out = self.base_overrides()

@@ -288,6 +288,19 @@ def _cross_checks(report: Report, space: SweepSpace) -> None:
             f"expected `pip install {needs}` or another sampler",
         )
     _constraint_keys(report, space)
+    if space.scheduler.name == "horizon":
+        _horizon_checks(report, space)
+
+
+def _horizon_checks(report: Report, space: SweepSpace) -> None:
+    if space.base.is_script:
+        report.error(("scheduler", "name"), "horizon needs a trainer config base: a script's schedule cannot be "
+                                            "compressed; expected asha or none")
+    need = space.scheduler.full_length_configs()
+    if space.budget.trials < need:
+        report.error(("budget", "trials"), f"{space.budget.trials} configs never reach the last rung: with "
+                     f"{len(space.scheduler.rungs)} rungs and reduction_factor {space.scheduler.reduction_factor:g} "
+                     f"one config in {need} does; expected trials >= {need}")
 
 
 def _fixed_keys(space: SweepSpace) -> list[tuple[str, Path_]]:

@@ -58,3 +58,32 @@ def test_the_trainer_cli_runs_at_a_horizon():
     schedule = yaml.safe_load(out.stdout)["schedule"]
     assert schedule["num_iterations"] == round(load_config("gpt2_124m").schedule.num_iterations / 2)
     assert schedule["muon_momentum"]["steps"] == 150
+
+
+PRESET = load_config("gpt2_124m")  # the record's own schedules: a linear window, a momentum warm-up counted in steps
+
+
+def breakpoints(cfg):
+    """Where the cooldown starts and the momentum warm-up ends (fractions of the run), the window
+    along the run, and the LR multiplier at the last step."""
+    s, n = Schedules(cfg.schedule, cfg.model), cfg.schedule.num_iterations
+    cooldown = next(k for k in range(n + 1) if s.lr_multiplier(k) < 1) / n
+    warm = next(k for k in range(n + 1) if s.muon_momentum(k) >= cfg.schedule.muon_momentum.end) / n
+    window = [s.window_blocks(round(x * n)) for x in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    return cooldown, warm, window, s.lr_multiplier(n)
+
+
+@pytest.mark.parametrize("fraction", FRACTIONS)
+def test_the_preset_s_own_schedules_keep_their_breakpoints_at_any_horizon(fraction):
+    short = at_horizon(PRESET, fraction)
+    m = short.schedule.num_iterations
+    cooldown, warm, window, _ = breakpoints(PRESET)
+    short_cooldown, short_warm, short_window, _ = breakpoints(short)
+    assert short_cooldown == pytest.approx(cooldown, abs=1 / m)
+    assert short_warm == pytest.approx(warm, abs=1 / m)
+    assert all(abs(a - b) <= 1 for a, b in zip(short_window, window))  # one 128-token block of rounding at most
+
+
+@pytest.mark.parametrize("fraction", FRACTIONS)
+def test_the_preset_at_any_horizon_ends_at_the_final_lr_multiplier(fraction):
+    assert breakpoints(at_horizon(PRESET, fraction))[3] == pytest.approx(PRESET.schedule.lr.final)

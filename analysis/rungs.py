@@ -1,0 +1,102 @@
+"""Whether a horizon sweep's short runs can be trusted: do they rank configs as the longer runs do?
+
+Horizon halving promotes the configs whose short (complete, cooled-down) runs end lowest. That is
+only sound if the ranking at one rung predicts the ranking at the next. For each pair of
+consecutive rungs, the configs that ran at both give a Spearman rank correlation of their final
+val losses. Those configs are the ones the lower rung already ranked best, a narrow range, which
+lowers the correlation a full sample would show: a low value is a warning, not proof of failure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy.stats import spearmanr
+
+from analysis.runs import Trial
+from analysis.tables import markdown_table, num
+
+MIN_CONFIGS = 5  # fewer configs at both rungs and a rank correlation says little
+MIN_RHO = 0.5  # below this the lower rung's ranking is a poor guide to the next one's
+
+
+@dataclass(frozen=True)
+class RungPair:
+    """Rungs `low` and `low + 1`: configs at both, and the Spearman correlation of their losses."""
+
+    low: int
+    fidelities: tuple[float | None, float | None]
+    n: int
+    rho: float  # nan when n < 3 or the losses do not vary
+    p: float
+
+    @property
+    def trusted(self) -> bool:
+        return self.n >= MIN_CONFIGS and math.isfinite(self.rho) and self.rho >= MIN_RHO
+
+
+def rung_pairs(trials: list[Trial]) -> list[RungPair]:
+    """One pair per consecutive rungs of the completed runs (a config's latest run at each rung)."""
+    loss: dict[int, dict[int, float]] = {}
+    fidelity: dict[int, float | None] = {}
+    for t in sorted(trials, key=lambda t: t.number if t.number is not None else -1):
+        if t.rung is not None and t.config_trial is not None and t.completed:
+            loss.setdefault(t.rung, {})[t.config_trial] = t.final_val_loss
+            fidelity[t.rung] = t.fidelity
+    out = []
+    for low in sorted(loss):
+        if low + 1 not in loss:
+            continue
+        both = sorted(set(loss[low]) & set(loss[low + 1]))
+        rho = p = math.nan
+        if len(both) >= 3:
+            a, b = [loss[low][c] for c in both], [loss[low + 1][c] for c in both]
+            if len(set(a)) > 1 and len(set(b)) > 1:
+                result = spearmanr(a, b)
+                rho, p = float(result.statistic), float(result.pvalue)
+        out.append(RungPair(low, (fidelity[low], fidelity[low + 1]), len(both), rho, p))
+    return out
+
+
+def rung_section(trials: list[Trial]) -> str:
+    """The report's section on a horizon sweep's rungs: runs per rung and the pairs' correlations."""
+    runs: dict[int, list[Trial]] = {}
+    for t in trials:
+        if t.rung is not None and t.finished:
+            runs.setdefault(t.rung, []).append(t)
+    counts = markdown_table(
+        ["rung", "horizon", "runs", "completed", "best final val loss"],
+        [[str(k), num(next((t.fidelity for t in ts), None)), str(len(ts)), str(sum(t.completed for t in ts)),
+          num(min((t.final_val_loss for t in ts if t.completed), default=None), 5)] for k, ts in sorted(runs.items())],
+        [True] * 5,
+    )
+    pairs = rung_pairs(trials)
+    if pairs:
+        table = markdown_table(
+            ["rungs", "horizons", "configs at both (n)", "Spearman rho", "p"],
+            [[f"{p.low} -> {p.low + 1}", f"{num(p.fidelities[0])} -> {num(p.fidelities[1])}", str(p.n), num(p.rho, 3),
+              num(p.p, 3)] for p in pairs],
+            [False, False, True, True, True],
+        )
+    else:
+        table = "No config has completed runs at two consecutive rungs yet."
+    warnings = [_warning(p) for p in pairs if not p.trusted]
+    return "\n\n".join([
+        "## Horizon rungs\n\nEach rung's runs are complete runs at that fraction of the full length; a config "
+        "goes on to the next rung when its run is among the best of its rung. Rank correlation (Spearman) of the "
+        "final val losses of the configs that ran at both of two consecutive rungs:",
+        counts, table, *warnings,
+    ])
+
+
+def _warning(p: RungPair) -> str:
+    rungs = f"rungs {p.low} -> {p.low + 1}"
+    if p.n < MIN_CONFIGS:
+        why = f"only {p.n} config(s) ran at both (at least {MIN_CONFIGS} are needed to judge)"
+    elif not math.isfinite(p.rho):
+        why = "the losses do not vary, so there is no ranking to compare"
+    else:
+        why = f"Spearman rho = {p.rho:.2f} < {MIN_RHO}"
+    return (f"**Warning** ({rungs}): {why}: the shorter runs' ranking is not shown to predict the longer runs', "
+            "so promotions at this rung cannot be trusted.")
