@@ -320,8 +320,8 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
         # a horizon sweep's promotions come on top of budget.trials configs; its searcher says when it is done
         runs = max_runs(space.scheduler, budget.trials) if horizon else budget.trials
         remaining = max(runs - len(carry.finished), 0)
-        shown = expected_runs(space.scheduler, budget.trials) if horizon else budget.trials
-        view = SweepConsole(shown, parallel, metric, console, earlier=carry.finished)
+        runs_expected = expected_runs(space.scheduler, budget.trials) if horizon else budget.trials
+        view = SweepConsole(runs_expected, parallel, metric, console, earlier=carry.finished)
         if options.resume:
             view.print(
                 f"resuming sweep [bold]{name}[/]: {len(carry.finished)} of {budget.trials} trials finished, "
