@@ -55,6 +55,7 @@ def lay_out(records, t0: float, t1: float) -> list[dict]:
                "compile": x.get("time_compile_s", 0.0), "train": x.get("time_train_s", 0.0),
                "val": x.get("time_val_s", 0.0), "final_val_loss": x.get("final_val_loss")}  # fmt: skip
         row["exit"] = trial - row["startup"] - row["compile"] - row["train"] - row["val"]
+        row["end"] = at + trial - t0
         out.append(row)
         previous_end = at + trial
     if out:
@@ -67,8 +68,7 @@ def shares(rows: list[dict], wall: float) -> dict:
     busy = [r["train"] + r["val"] for r in rows]
     out = {"wall_s": wall, "busy_fraction": sum(busy) / wall}
     if len(rows) > 1:
-        first_end = rows[0]["at"] + sum(rows[0][p] for p in PARTS[1:])
-        last_end = rows[-1]["at"] + sum(rows[-1][p] for p in PARTS[1:])
+        first_end, last_end = rows[0]["end"], rows[-1]["end"]
         later = rows[1:]
         out.update({
             "busy_fraction_after_first": sum(busy[1:]) / (last_end - first_end),
