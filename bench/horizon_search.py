@@ -1,29 +1,33 @@
-"""Does horizon halving find good configs for less compute? Four searches on the same budget.
+"""Does horizon halving find as good a config as the other searches on a third of their compute?
 
 Each search is a real sweep through `run_sweep` (Ray trials, Optuna and MLflow sqlite stores in a
 temporary directory) over the same space (Muon LR, Adam LR, cooldown fraction) on the proxy
 corpus, repeated with several sampler seeds:
 
-  random    random search, every trial a full-length run
-  tpe       TPE, every trial a full-length run (no early stopping)
-  asha      TPE + ASHA (`scheduler: asha`, grace 0.25, reduction factor 2): runs cut short
-  horizon   TPE + horizon halving (`scheduler: horizon`, rungs 0.25 / 0.5 / 1.0, factor 2):
-            complete runs at each horizon, the best half of each rung run again, longer
+  random    random search, every trial a full-length run                  budget B
+  tpe       TPE, every trial a full-length run (no early stopping)        budget B
+  asha      TPE + ASHA (`scheduler: asha`, grace = the first rung,        budget B
+            same reduction factor): truncated runs compared at the same fraction of their schedule
+  horizon   TPE + horizon halving (`scheduler: horizon`, `promotion:      budget B x --horizon-share
+            sync`): complete runs at each rung, the best 1/factor of a rung run again, longer
 
 Compute is counted in training tokens: the sum over every run (pruned, failed and short ones
-included) of the tokens it trained on, i.e. steps run x tokens per step; it is reported in
-full-run units (one full-length run's tokens). Every search is planned to the same budget:
-random and TPE run `--full-runs` trials; ASHA and horizon get as many configs as that budget
-pays for at their expected cost per config (0.5 and 0.75 full runs with these rungs), and the
-tokens they really spent are reported next to the result.
+included) of the tokens it trained on, reported in full-run units (one full-length run's tokens);
+the wall-clock of each search is reported next to it, since short runs pay a trainer start-up
+and validation that tokens do not count. B is `--full-runs`: random and TPE run that many trials;
+ASHA gets as many configs as B pays for at its expected cost per config; horizon gets the most
+configs whose synchronous halving (exactly n, n/factor, ... runs) fits in B x share, by default
+1/3 of the others' budget.
 
-What is compared is the best val loss of a FULL-LENGTH run (a pruned ASHA trial or a short rung
-does not count), after the whole budget and, for the acceptance check, when the search had spent
-at most 1/3 of random search's budget (runs in the order they finished, cost summed).
+What counts is the best val loss of a FULL-LENGTH run (a pruned ASHA trial or a short rung does
+not). The acceptance check, per seed: horizon's best, with at most 1/3 of random search's spent
+tokens, is within 0.01 of the best any search found. Runs in the order they finished also give
+each search's best after 1/3, 2/3 and all of B.
 
 Examples:
   python bench/horizon_search.py --seeds 3 --out horizon_search.json           # CPU, tiny
-  python bench/horizon_search.py --preset gpt2_124m --device cuda --seeds 3 --full-runs 16
+  python bench/horizon_search.py --preset gpt2_124m --device cuda --data .gpuslice --seed-list 0 --out s0.json
+  python bench/horizon_search.py --merge s0.json s1.json s2.json                # one table from several calls
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,35 +50,69 @@ sys.path.insert(0, str(ROOT))  # the driver, and Ray's workers (Ray hands them t
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # the trainers
 
 METHODS = ("random", "tpe", "asha", "horizon")
-RUNGS = (0.25, 0.5, 1.0)
-FACTOR = 2
-COST_PER_CONFIG = {"random": 1.0, "tpe": 1.0, "asha": 0.5, "horizon": 0.75}  # expected, in full runs
 TOLERANCE = 0.01  # acceptance: within this of the best val loss any method found
 
-PRESETS = {  # what one trial is, per preset
-    "tiny": dict(steps=32, set={"eval.every": 8, "data.val_tokens": 8192, "runtime.threads": 1}, gpus=0, cpus=1),
-    "gpt2_124m": dict(steps=300, set={
-        "data.epochs": 3, "data.val_tokens": 1048576, "eval.every": 75,
-        "schedule.batch": [{"until": 1.0, "tokens": 131072}], "schedule.seq_len": [{"until": 1.0, "tokens": 32768}],
-        "schedule.muon_momentum": {"start": 0.85, "end": 0.95, "steps": 50},
+PRESETS = {  # what one trial is, per preset; steps divisible by 9 so that rungs of 1/9 and 1/3 are whole
+    "tiny": dict(steps=72, set={"eval.every": 8, "data.val_tokens": 8192, "runtime.threads": 1}, gpus=0, cpus=1),
+    "gpt2_124m": dict(steps=270, set={
+        "data.epochs": 2, "data.val_tokens": 262144, "eval.every": 30,
+        "schedule.batch": [{"until": 1.0, "tokens": 32768}], "schedule.seq_len": [{"until": 1.0, "tokens": 32768}],
+        "schedule.muon_momentum": {"start": 0.85, "end": 0.95, "steps": 45},
     }, gpus=1, cpus=8),
 }
 
 
-def space_yaml(method: str, preset: str, device: str, data: Path, configs: int, seed: int) -> str:
-    p = PRESETS[preset]
-    base_set = {**p["set"], "runtime.device": device, "data.train_files": str(data / "proxy_train_*.bin"),
-                "data.val_files": str(data / "proxy_val_*.bin")}
+def rungs_of(text: str) -> list[float]:
+    """`1/9,1/3,1` as fractions of the run."""
+    return [float(Fraction(x)) for x in text.split(",")]
+
+
+def horizon_configs(rungs: list[float], factor: int, budget: float, steps: int) -> int:
+    """The most configs whose synchronous halving (n, n // factor, ... runs, rung by rung) costs at
+    most `budget` full runs, each rung's steps rounded as the trainer rounds them."""
+    def cost(n: int) -> float:
+        total = 0.0
+        for f in rungs:
+            total, n = total + n * max(1, round(steps * f)) / steps, n // factor
+        return total
+
+    n = factor ** (len(rungs) - 1)  # the fewest for one config to reach full length
+    while cost(n + 1) <= budget + 1e-9:
+        n += 1
+    return n
+
+
+def asha_cost_per_config(rungs: list[float], factor: int) -> float:
+    """ASHA's expected training per config, in full runs: 1/factor**k of the configs go on from
+    rung k-1 to rung k, each continuing its run rather than starting again."""
+    return sum((b - a) / factor ** k for k, (a, b) in enumerate(zip([0.0, *rungs], rungs)))
+
+
+def plan(method: str, args) -> int:
+    """How many configs a method is given for its budget."""
+    if method == "horizon":
+        return horizon_configs(args.rungs, args.factor, args.full_runs * args.horizon_share, PRESETS[args.preset]["steps"])
+    if method == "asha":
+        return round(args.full_runs / asha_cost_per_config(args.rungs, args.factor))
+    return args.full_runs
+
+
+def space_yaml(method: str, args, configs: int, seed: int) -> str:
+    p = PRESETS[args.preset]
+    base_set = {**p["set"], "runtime.device": args.device, "data.train_files": str(args.data / "proxy_train_*.bin"),
+                "data.val_files": str(args.data / "proxy_val_*.bin")}
+    rungs = ", ".join(str(Fraction(f).limit_denominator(1000)) for f in args.rungs)
     scheduler = {
         "random": "none", "tpe": "none",
-        "asha": f"{{name: asha, grace: {RUNGS[0]}, reduction_factor: {FACTOR}, max_t: 1.0}}",
-        "horizon": f"{{name: horizon, rungs: [{', '.join(map(str, RUNGS))}], reduction_factor: {FACTOR}}}",
+        "asha": f"{{name: asha, grace: {args.rungs[0]!r}, reduction_factor: {args.factor}, max_t: 1.0}}",
+        "horizon": f"{{name: horizon, rungs: [{rungs}], reduction_factor: {args.factor}, promotion: sync}}",
     }[method]
-    sampler = f"{{name: random, seed: {seed}}}" if method == "random" else f"{{name: tpe, seed: {seed}, startup_trials: 4}}"
+    startup = min(4, configs)
+    sampler = f"{{name: random, seed: {seed}}}" if method == "random" else f"{{name: tpe, seed: {seed}, startup_trials: {startup}}}"
     sets = "\n".join(f"    {k}: {json.dumps(v)}" for k, v in base_set.items())
     return f"""\
 base:
-  config: {preset}
+  config: {args.preset}
   set:
 {sets}
 params:
@@ -94,6 +133,7 @@ def runs_of(result, full_tokens: int) -> list[dict]:
         full = r.status == "completed" and (r.rung is None or r.rung.fidelity == 1.0)
         out.append({
             "number": r.number, "status": r.status, "fidelity": r.rung.fidelity if r.rung else None,
+            "config": r.rung.config_trial if r.rung else r.number, "params": r.params,
             "finished": r.finished, "cost": (r.last.get("tokens") or 0) / full_tokens,
             "full_length_loss": r.final_val_loss if full and math.isfinite(r.final_val_loss) else None,
             "final_val_loss": r.final_val_loss if math.isfinite(r.final_val_loss) else None,
@@ -118,13 +158,14 @@ def run_one(method: str, args, seed: int, work: Path, full_tokens: int) -> dict:
 
     from orchestrator.sweep import SweepOptions, prepare_space, run_sweep
 
-    configs = max(round(args.full_runs / COST_PER_CONFIG[method]), FACTOR ** (len(RUNGS) - 1))
+    configs = plan(method, args)
     path = work / f"{method}-{seed}.yaml"
-    path.write_text(space_yaml(method, args.preset, args.device, args.data, configs, seed))
+    path.write_text(space_yaml(method, args, configs, seed))
     t0 = time.time()
     with open(os.devnull, "w") as quiet:
-        result = run_sweep(prepare_space(path), SweepOptions(name=f"{method}-{seed}", workdir=work),
-                           console=Console(file=quiet))
+        options = SweepOptions(name=f"{method}-{seed}", workdir=work,
+                               **({"compile_cache": args.compile_cache} if args.compile_cache else {}))
+        result = run_sweep(prepare_space(path), options, console=Console(file=quiet))
     runs = runs_of(result, full_tokens)
     losses = [r["full_length_loss"] for r in runs if r["full_length_loss"] is not None]
     return {"method": method, "seed": seed, "configs": configs, "runs": runs, "wall_s": time.time() - t0,
@@ -135,24 +176,29 @@ def summary(results: list[dict]) -> str:
     """A Markdown table per method (mean and spread over seeds) and the acceptance check per seed."""
     seeds = sorted({r["seed"] for r in results})
     by = {(r["method"], r["seed"]): r for r in results}
-    lines = ["| method | configs | runs | budget spent (full runs) | best full-length val loss | at 1/3 of random's budget | wall (s) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    budget = {s: by[("random", s)]["cost"] for s in seeds if ("random", s) in by}
+    lines = ["| method | configs | runs | spent (full runs) | wall (s) | best at B/3 | best at 2B/3 | best full-length val loss |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for m in METHODS:
         rs = [by[(m, s)] for s in seeds if (m, s) in by]
         if not rs:
             continue
-        third = [best_within(r["runs"], by[("random", r["seed"])]["cost"] / 3) for r in rs if ("random", r["seed"]) in by]
-        lines.append(f"| {m} | {rs[0]['configs']} | {_spread([len(r['runs']) for r in rs], 1)} | "
-                     f"{_spread([r['cost'] for r in rs], 2)} | {_spread([r['best'] for r in rs], 4)} | "
-                     f"{_spread(third, 4)} | {_spread([r['wall_s'] for r in rs], 0)} |")
-    lines += ["", "| seed | best of any method | horizon at 1/3 of random's budget | within 0.01 |", "|---|---:|---:|---|"]
+        at = lambda share: _spread([best_within(r["runs"], budget[r["seed"]] * share) for r in rs if r["seed"] in budget], 4)  # noqa: E731
+        lines.append(f"| {m} | {_spread([r['configs'] for r in rs], 0)} | {_spread([len(r['runs']) for r in rs], 1)} | "
+                     f"{_spread([r['cost'] for r in rs], 2)} | {_spread([r['wall_s'] for r in rs], 0)} | "
+                     f"{at(1 / 3)} | {at(2 / 3)} | {_spread([r['best'] for r in rs], 4)} |")
+    lines += ["", "| seed | best of any method | horizon's best | horizon spent / random's | within 0.01 on at most 1/3 |",
+              "|---|---:|---:|---:|---|"]
     for s in seeds:
-        bests = [by[(m, s)]["best"] for m in METHODS if (m, s) in by and by[(m, s)]["best"] is not None]
-        if ("horizon", s) not in by or ("random", s) not in by or not bests:
+        found = {m: by[(m, s)]["best"] for m in METHODS if (m, s) in by and by[(m, s)]["best"] is not None}
+        if ("horizon", s) not in by or s not in budget or not found:
             continue
-        h = best_within(by[("horizon", s)]["runs"], by[("random", s)]["cost"] / 3)
-        ok = h is not None and h <= min(bests) + TOLERANCE
-        lines.append(f"| {s} | {min(bests):.4f} | {'none' if h is None else f'{h:.4f}'} | {'yes' if ok else 'no'} |")
+        h = by[("horizon", s)]
+        share = h["cost"] / budget[s]
+        winner = min(found, key=found.get)
+        ok = h["best"] is not None and h["best"] <= found[winner] + TOLERANCE and share <= 1 / 3 + 1e-9
+        best = "none" if h["best"] is None else f"{h['best']:.4f}"
+        lines.append(f"| {s} | {found[winner]:.4f} ({winner}) | {best} | {share:.3f} | {'yes' if ok else 'no'} |")
     return "\n".join(lines)
 
 
@@ -163,7 +209,7 @@ def _spread(xs: list, digits: int) -> str:
     if not vals:
         return "none"
     text = f"{statistics.mean(vals):.{digits}f}"
-    if len(vals) > 1:
+    if len(vals) > 1 and max(vals) > min(vals):
         text += f" ± {statistics.stdev(vals):.{digits}f} ({min(vals):.{digits}f}–{max(vals):.{digits}f})"
     return text + (f", {missing} none" if missing else "")
 
@@ -173,11 +219,20 @@ def main() -> None:
     ap.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the proxy corpus' directory")
-    ap.add_argument("--seeds", type=int, default=3, help="repeats, each with its own sampler seed")
-    ap.add_argument("--full-runs", type=int, default=8, help="the budget, in full-length runs (random and TPE's trials)")
+    ap.add_argument("--seeds", type=int, default=3, help="repeats, each with its own sampler seed: 0 .. seeds-1")
+    ap.add_argument("--seed-list", type=int, nargs="+", help="these sampler seeds instead of --seeds")
+    ap.add_argument("--full-runs", type=int, default=9, help="the budget B, in full-length runs (random and TPE's trials)")
+    ap.add_argument("--horizon-share", type=float, default=1 / 3, help="horizon's budget, as a share of B")
+    ap.add_argument("--rungs", type=rungs_of, default=rungs_of("1/9,1/3,1"), help="horizon rungs; ASHA's grace is the first")
+    ap.add_argument("--factor", type=int, default=3, help="reduction factor of ASHA and horizon")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    ap.add_argument("--out", type=Path, help="write every run of every search here (JSON)")
+    ap.add_argument("--compile-cache", default=None, help="the sweeps' --compile-cache (default: the sweep's own)")
+    ap.add_argument("--out", type=Path, help="write every run of every search here (JSON), after each search")
+    ap.add_argument("--merge", type=Path, nargs="+", help="print the tables of these --out files and run nothing")
     args = ap.parse_args()
+    if args.merge:
+        print(summary([r for path in args.merge for r in json.loads(path.read_text())["results"]]))
+        return
     args.data = args.data.resolve()
 
     from orchestrator.sweep import init_ray
@@ -189,16 +244,20 @@ def main() -> None:
                                     *(f"{k}={json.dumps(v)}" for k, v in p["set"].items())])
     sched = Schedules(cfg.schedule, cfg.model)
     full_tokens = sum(sched.batch_tokens(s) for s in range(cfg.schedule.num_iterations))
+    meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "host": platform.node(),
+            "cpus": os.cpu_count(), "argv": sys.argv, "full_run_tokens": full_tokens}
     started = init_ray(None)
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="horizon_search_") as tmp:
-            for seed in range(args.seeds):
+            for seed in args.seed_list if args.seed_list is not None else range(args.seeds):
                 for method in args.methods:  # interleaved, so a slow stretch of the machine touches each alike
                     r = run_one(method, args, seed, Path(tmp), full_tokens)
                     results.append(r)
-                    print(f"seed {seed} {method:<8} runs {len(r['runs']):>3}  spent {r['cost']:.2f} full runs  "
-                          f"best full-length val loss {r['best']}  {r['wall_s']:.0f} s", flush=True)
+                    print(f"seed {seed} {method:<8} configs {r['configs']:>3} runs {len(r['runs']):>3}  spent "
+                          f"{r['cost']:.2f} full runs  best full-length val loss {r['best']}  {r['wall_s']:.0f} s", flush=True)
+                    if args.out:
+                        args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     finally:
         if started:
             import ray
@@ -206,10 +265,6 @@ def main() -> None:
             ray.shutdown()
     print()
     print(summary(results))
-    if args.out:
-        meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "host": platform.node(),
-                "cpus": os.cpu_count(), "argv": sys.argv, "full_run_tokens": full_tokens}
-        args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
 
 
 if __name__ == "__main__":

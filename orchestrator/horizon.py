@@ -4,8 +4,9 @@ A config first runs at the lowest rung's horizon (`rungs[0]` of the full run, ev
 breakpoint compressed with it: orchestrator/targets.py `horizon_overrides`). Whenever a config's
 run is among the best 1/reduction_factor of the finished runs at its rung, the config is run
 again from scratch at the next rung's horizon: a new Optuna trial, enqueued with the same params
-and user attributes `rung`, `fidelity`, `config_trial` and `promoted_from`. Promotion is
-asynchronous, as in ASHA: it does not wait for a rung to fill.
+and user attributes `rung`, `fidelity`, `config_trial` and `promoted_from`. With `promotion: async`
+(as in ASHA) it does not wait for a rung to fill; with `sync` a rung promotes once, when every
+run of it has finished, so the sweep runs exactly `expected_runs` runs.
 
 The Optuna study is the state: a rung's members are its trials' user attributes, a promotion is
 due when the config has no trial at the next rung yet (queued, running or finished), so a driver
@@ -37,13 +38,16 @@ def configs_proposed(trials: Sequence[FrozenTrial]) -> int:
     return len({r.config_trial for r in map(rung_of, trials) if r is not None and r.index == 0})
 
 
-def due_promotions(trials: Sequence[FrozenTrial], spec: SchedulerSpec) -> list[tuple[FrozenTrial, Rung]]:
+def due_promotions(trials: Sequence[FrozenTrial], spec: SchedulerSpec, configs: int = 0) -> list[tuple[FrozenTrial, Rung]]:
     """(run, the rung its config goes to) for each config in the best 1/reduction_factor of the
     finished runs at its rung that has no run at the next rung yet. Finished: told COMPLETE (a
-    diverged run counts, with its inf, and is never promoted); failed runs do not count."""
+    diverged run counts, with its inf, and is never promoted); failed runs do not count. With
+    `promotion: sync` only rungs that are closed (`rung_closed`, `configs` proposed) promote."""
     placed = {(r.config_trial, r.index) for r in map(rung_of, trials) if r is not None}
     out = []
     for k, fidelity in enumerate(spec.rungs[1:]):
+        if spec.promotion == "sync" and not rung_closed(trials, k, configs):
+            break  # the rungs above cannot have runs yet
         done = [t for t in trials if t.state == TrialState.COMPLETE and (r := rung_of(t)) is not None and r.index == k]
         keep = math.floor(len(done) / spec.reduction_factor + 1e-9)
         ranked = sorted((t for t in done if t.value is not None and math.isfinite(t.value)), key=lambda t: (t.value, t.number))
@@ -54,9 +58,20 @@ def due_promotions(trials: Sequence[FrozenTrial], spec: SchedulerSpec) -> list[t
     return out
 
 
-def promote(study: optuna.Study, spec: SchedulerSpec) -> list[tuple[FrozenTrial, Rung]]:
+def rung_closed(trials: Sequence[FrozenTrial], k: int, configs: int) -> bool:
+    """Rung k can get no more runs: the rungs below are closed (for rung 0: `configs` configs
+    proposed) and none of its runs is queued or running."""
+    if k == 0:
+        below = configs_proposed(trials) >= configs
+    else:
+        below = rung_closed(trials, k - 1, configs)
+    pending = (TrialState.WAITING, TrialState.RUNNING)
+    return below and not any(t.state in pending and (r := rung_of(t)) is not None and r.index == k for t in trials)
+
+
+def promote(study: optuna.Study, spec: SchedulerSpec, configs: int = 0) -> list[tuple[FrozenTrial, Rung]]:
     """Enqueue every due promotion; what was enqueued."""
-    due = due_promotions(study.get_trials(deepcopy=False), spec)
+    due = due_promotions(study.get_trials(deepcopy=False), spec, configs)
     for t, rung in due:
         study.enqueue_trial(t.params, user_attrs=rung.attrs(), skip_if_exists=False)
     return due
@@ -68,7 +83,8 @@ def max_runs(spec: SchedulerSpec, configs: int) -> int:
 
 
 def expected_runs(spec: SchedulerSpec, configs: int) -> int:
-    """Runs when every rung has finished: its configs' best 1/reduction_factor go on, rung by rung."""
+    """Runs when every rung has finished: its configs' best 1/reduction_factor go on, rung by rung
+    (exact with `promotion: sync` and no failed run; async may promote a few more early)."""
     total, n = 0, configs
     for _ in spec.rungs:
         total += n
@@ -98,7 +114,7 @@ class HorizonSearch(SweepSearch):
         """No run queued and every config proposed; looked up in the study only when that may have
         changed, since Tune asks again and again while the answer is no."""
         if self._stale:
-            promote(self._ot_study, self.spec)
+            promote(self._ot_study, self.spec, self.configs)
             trials = self._ot_study.get_trials(deepcopy=False)
             queued = any(t.state == TrialState.WAITING for t in trials)
             self._idle = not queued and configs_proposed(trials) >= self.configs

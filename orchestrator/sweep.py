@@ -338,7 +338,8 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
                       storage=optuna.storages.RDBStorage(options.storage), study_name=name)
         if horizon:
             view.print(f"horizon halving: configs run at {', '.join(f'{f:g}' for f in space.scheduler.rungs)} of the "
-                       f"full length; the best 1/{space.scheduler.reduction_factor:g} of each rung go on to the next")
+                       f"full length; the best 1/{space.scheduler.reduction_factor:g} of each rung go on to the next"
+                       + (" once all of the rung has run" if space.scheduler.promotion == "sync" else ""))
             searcher = HorizonSearch(**search, scheduler=space.scheduler, configs=budget.trials)
         else:
             searcher = SweepSearch(**search)

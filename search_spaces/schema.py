@@ -46,6 +46,8 @@ Grammar (every top-level key except `base`, `params` and `budget` is optional)::
     sampler: {name: tpe, seed: 0, startup_trials: 8}       # tpe | random | grid | cmaes | qmc
     scheduler: {name: asha, grace: 0.5, reduction_factor: 2, max_t: 1.0}   # or none
                                    # grace / max_t: fractions of each trial's own schedule
+    # or horizon halving over complete runs: {name: horizon, rungs: [1/9, 1/3, 1],
+    #                                         reduction_factor: 3, promotion: sync}  # or async
     resources: {gpus: 1, cpus: 8}  # per trial; world_size = max(gpus, 1)
 
 `sampler`, `scheduler` and `objective` also take a bare name (`sampler: random`).
@@ -65,6 +67,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -131,15 +134,26 @@ class SchedulerSpec(_Section):
     """How trials are cut short or lengthened. `asha`: early stopping, `grace` and `max_t` being
     fractions of each trial's own schedule. `horizon`: successive halving over complete runs at
     shorter horizons (`rungs`: fractions of the run, the last 1.0); the best 1/reduction_factor
-    of each rung's finished runs are run again, from scratch, at the next rung's length."""
+    of each rung's finished runs are run again, from scratch, at the next rung's length: as soon as
+    they are among the best (`promotion: async`, as in ASHA), or once every run of the rung has
+    finished (`sync`, classic successive halving: exactly the planned runs, a barrier per rung)."""
 
     name: Literal["none", "asha", "horizon"] = "none"
     grace: float = Field(0.5, gt=0, le=1)
     reduction_factor: float = Field(2.0, gt=1)
     max_t: float = Field(1.0, gt=0, le=1)
     rungs: list[float] = [0.25, 0.5, 1.0]
+    promotion: Literal["async", "sync"] = "async"
 
-    _ONLY: ClassVar[dict[str, set[str]]] = {"asha": {"grace", "max_t"}, "horizon": {"rungs"}}
+    _ONLY: ClassVar[dict[str, set[str]]] = {"asha": {"grace", "max_t"}, "horizon": {"rungs", "promotion"}}
+
+    @field_validator("rungs", mode="before")
+    @classmethod
+    def _fractions(cls, v: Any) -> Any:
+        """`1/9` is exact where 0.111 is not: rungs may be written as fractions."""
+        if not isinstance(v, list):
+            return v
+        return [_fraction(x) if isinstance(x, str) else x for x in v]
 
     @field_validator("rungs")
     @classmethod
@@ -170,6 +184,14 @@ class SchedulerSpec(_Section):
     def full_length_configs(self) -> int:
         """Configs a horizon sweep must propose for one of them to reach the last rung."""
         return math.ceil(self.reduction_factor ** (len(self.rungs) - 1) - 1e-9)
+
+
+def _fraction(text: str) -> float:
+    """`a/b` (or a number written as a string) as a float."""
+    try:
+        return float(Fraction(text.replace(" ", "")))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError("fractions of the run written as numbers or as a/b, e.g. [1/9, 1/3, 1]") from None
 
 
 class Resources(_Section):

@@ -8,6 +8,7 @@ order Optuna numbered them and each promotion can be checked against what had fi
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -23,6 +24,7 @@ import ray
 from mlflow import MlflowClient
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
+from rich.console import Console
 
 from analysis.report import write_report
 from orchestrator.horizon import due_promotions, promote
@@ -104,6 +106,25 @@ def test_a_promoted_run_s_rung_promotes_to_the_last_rung():
     assert [(r.config_trial, r.index, r.fidelity) for _, r in due_promotions(study.trials, spec)] == [(3, 2, 1.0)]
 
 
+def test_sync_promotion_waits_until_every_config_has_finished_its_rung():
+    spec = SchedulerSpec(name="horizon", rungs=RUNGS, reduction_factor=2, promotion="sync")
+    study = study_of({0: [(0, 5.0), (1, 4.0), (2, 6.0)]})
+    assert due_promotions(study.trials, spec, configs=4) == []  # the 4th config is not proposed yet
+    running = study.ask()
+    for key, value in Rung(0, RUNGS[0], running.number).attrs().items():
+        running.set_user_attr(key, value)
+    assert due_promotions(study.trials, spec, configs=4) == []  # proposed, not finished
+    study.tell(running, 3.0)
+    assert sorted(r.config_trial for _, r in due_promotions(study.trials, spec, configs=4)) == [1, running.number]
+
+
+def test_sync_promotion_closes_a_rung_only_once_the_rung_below_has_closed():
+    spec = SchedulerSpec(name="horizon", rungs=RUNGS, reduction_factor=2, promotion="sync")
+    study = study_of({0: [(0, 5.0), (1, 4.0), (2, 6.0), (3, 3.0)], 1: [(1, 3.5), (3, 2.5)]})
+    assert [(r.config_trial, r.index) for _, r in due_promotions(study.trials, spec, configs=5)] == []
+    assert [(r.config_trial, r.index) for _, r in due_promotions(study.trials, spec, configs=4)] == [(3, 2)]
+
+
 # ---------------------------------------------------------------------------------------
 # The space file
 
@@ -119,8 +140,12 @@ def test_a_promoted_run_s_rung_promotes_to_the_last_rung():
         ("{name: horizon, grace: 0.5}", "scheduler: grace: only for asha, not horizon"),
         ("{name: asha, rungs: [0.5, 1.0]}", "scheduler: rungs: only for horizon, not asha"),
         ("{name: horizon, rungs: [0.125, 0.25, 0.5, 1.0]}", "budget.trials: 4 configs never reach the last rung"),
+        ("{name: horizon, rungs: [1/0, 1]}", "scheduler.rungs: got ['1/0', 1]; expected fractions of the run written as numbers or as a/b"),
+        ("{name: horizon, promotion: later}", "scheduler.promotion: got 'later'; expected one of async, sync"),
+        ("{name: asha, promotion: sync}", "scheduler: promotion: only for horizon, not asha"),
     ],
-    ids=["decreasing", "short-of-full", "zero", "one-rung", "factor", "asha-field", "horizon-field", "too-few-trials"],
+    ids=["decreasing", "short-of-full", "zero", "one-rung", "factor", "asha-field", "horizon-field", "too-few-trials",
+         "bad-fraction", "bad-promotion", "asha-promotion"],
 )
 def test_a_bad_horizon_scheduler_is_reported_at_its_field(tmp_path, scheduler, expected):
     path = tmp_path / "space.yaml"
@@ -132,6 +157,12 @@ def test_a_bad_horizon_scheduler_is_reported_at_its_field(tmp_path, scheduler, e
     assert "space.yaml:" in str(err.value)
 
 
+def test_rungs_may_be_written_as_fractions(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(SPACE.replace("rungs: [0.25, 0.5, 1.0]", "rungs: [1/4, 1/2, 1]"))
+    assert load_space(path).scheduler.rungs == RUNGS
+
+
 # ---------------------------------------------------------------------------------------
 # A horizon sweep
 
@@ -141,11 +172,13 @@ def horizon_sweep(tmp_path_factory):
     work = tmp_path_factory.mktemp("horizon")
     (work / "space.yaml").write_text(SPACE)
     started = init_ray(None)
+    console = Console(file=io.StringIO(), width=200)
     try:
-        result = run_sweep(prepare_space(work / "space.yaml"), SweepOptions(name="hz", workdir=work))
+        result = run_sweep(prepare_space(work / "space.yaml"), SweepOptions(name="hz", workdir=work), console=console)
     finally:
         if started:
             ray.shutdown()
+    (work / "console.txt").write_text(console.file.getvalue())
     study = optuna.load_study(study_name="hz", storage=f"sqlite:///{work / 'optuna.db'}")
     return work, result, study.trials
 
@@ -158,6 +191,16 @@ def test_a_horizon_sweep_of_tiny_completes_with_a_full_length_best(horizon_sweep
     assert result.best.final_val_loss == min(t.value for t in runs_at(trials, 2))
     best = load_config(str(result.best_config))
     assert best.schedule.num_iterations == 4 and best.optim.muon_lr == pytest.approx(result.best.params["optim.muon_lr"])
+
+
+def test_the_console_names_each_run_s_rung_and_config(horizon_sweep):
+    work, _, trials = horizon_sweep
+    lines = [line for line in (work / "console.txt").read_text().splitlines() if re.match(r"\[\s*\d+/", line)]
+    assert len(lines) == len(trials)
+    for t in trials:
+        r = rung(t)
+        line = next(line for line in lines if re.search(rf"\] +#{t.number} ", line))
+        assert f"rung {r.index} ({r.fidelity:g} of the run, config #{r.config_trial})" in line
 
 
 def test_each_rung_runs_the_same_config_as_a_complete_run_at_its_horizon(horizon_sweep):
@@ -190,6 +233,22 @@ def test_the_best_half_of_each_finished_rung_went_on_once(horizon_sweep):
         went_on = [rung(t).config_trial for t in runs_at(trials, k + 1)]
         assert sorted(went_on) == sorted(set(went_on))  # no config twice at a rung
         assert {rung(t).config_trial for t in top(runs_at(trials, k), 2)} <= set(went_on)
+
+
+def test_a_sync_horizon_sweep_runs_exactly_the_planned_runs_rung_after_rung(tmp_path):
+    (tmp_path / "space.yaml").write_text(SPACE.replace("reduction_factor: 2}", "reduction_factor: 2, promotion: sync}"))
+    started = init_ray(None)
+    try:
+        result = run_sweep(prepare_space(tmp_path / "space.yaml"), SweepOptions(name="sync", workdir=tmp_path))
+    finally:
+        if started:
+            ray.shutdown()
+    trials = optuna.load_study(study_name="sync", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
+    assert result.exit_code == 0
+    assert [len(runs_at(trials, k)) for k in (0, 1, 2)] == [4, 2, 1]
+    for k in (0, 1):
+        assert max(t.datetime_complete for t in runs_at(trials, k)) <= min(t.datetime_start for t in runs_at(trials, k + 1))
+        assert {rung(t).config_trial for t in runs_at(trials, k + 1)} == {rung(t).config_trial for t in top(runs_at(trials, k), 2)}
 
 
 def test_every_rung_s_run_is_an_mlflow_run_with_its_fidelity(horizon_sweep):
