@@ -22,7 +22,8 @@ configs whose synchronous halving (exactly n, n/factor, ... runs) fits in B x sh
 What counts is the best val loss of a FULL-LENGTH run (a pruned ASHA trial or a short rung does
 not). The acceptance check, per seed: horizon's best, with at most 1/3 of random search's spent
 tokens, is within 0.01 of the best any search found. Runs in the order they finished also give
-each search's best after 1/3, 2/3 and all of B.
+each search's best after 1/3, 2/3 and all of B. A last table checks the fidelity itself: the rank
+correlation between horizons over the configs that ran at both, in any of the searches.
 
 Examples:
   python bench/horizon_search.py --seeds 3 --out horizon_search.json           # CPU, tiny
@@ -51,6 +52,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.g
 
 METHODS = ("random", "tpe", "asha", "horizon")
 TOLERANCE = 0.01  # acceptance: within this of the best val loss any method found
+DEFAULT_RUNGS, DEFAULT_FACTOR = "1/9,1/3,1", 3
 
 PRESETS = {  # what one trial is, per preset; steps divisible by 9 so that rungs of 1/9 and 1/3 are whole
     "tiny": dict(steps=72, set={"eval.every": 8, "data.val_tokens": 8192, "runtime.threads": 1}, gpus=0, cpus=1),
@@ -168,38 +170,81 @@ def run_one(method: str, args, seed: int, work: Path, full_tokens: int) -> dict:
         result = run_sweep(prepare_space(path), options, console=Console(file=quiet))
     runs = runs_of(result, full_tokens)
     losses = [r["full_length_loss"] for r in runs if r["full_length_loss"] is not None]
-    return {"method": method, "seed": seed, "configs": configs, "runs": runs, "wall_s": time.time() - t0,
+    return {"method": method, "variant": variant(method, args.rungs, args.factor), "seed": seed, "configs": configs, "runs": runs, "wall_s": time.time() - t0,
             "cost": sum(r["cost"] for r in runs), "best": min(losses) if losses else None}
 
 
+def variant(method: str, rungs: list[float], factor: int) -> str:
+    """A search's name in the tables: ASHA and horizon with their rungs, which change what they do."""
+    if method not in ("asha", "horizon"):
+        return method
+    return f"{method} ({', '.join(str(Fraction(f).limit_denominator(1000)) for f in rungs)}; factor {factor})"
+
+
+def loaded(path: Path) -> list[dict]:
+    """The results of an --out file, each named by its variant (from the command line that made it)."""
+    data = json.loads(path.read_text())
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rungs", type=rungs_of, default=rungs_of(DEFAULT_RUNGS))
+    ap.add_argument("--factor", type=int, default=DEFAULT_FACTOR)
+    made, _ = ap.parse_known_args(data["meta"]["argv"][1:])
+    return [{**r, "variant": r.get("variant") or variant(r["method"], made.rungs, made.factor)} for r in data["results"]]
+
+
 def summary(results: list[dict]) -> str:
-    """A Markdown table per method (mean and spread over seeds) and the acceptance check per seed."""
+    """A Markdown table per search (mean and spread over seeds) and the acceptance check per seed."""
     seeds = sorted({r["seed"] for r in results})
-    by = {(r["method"], r["seed"]): r for r in results}
+    names = sorted({r["variant"] for r in results}, key=lambda v: (METHODS.index(v.split()[0]), v))
+    by = {(r["variant"], r["seed"]): r for r in results}
     budget = {s: by[("random", s)]["cost"] for s in seeds if ("random", s) in by}
-    lines = ["| method | configs | runs | spent (full runs) | wall (s) | best at B/3 | best at 2B/3 | best full-length val loss |",
+    lines = ["| search | configs | runs | spent (full runs) | wall (s) | best at B/3 | best at 2B/3 | best full-length val loss |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for m in METHODS:
-        rs = [by[(m, s)] for s in seeds if (m, s) in by]
-        if not rs:
-            continue
+    for name in names:
+        rs = [by[(name, s)] for s in seeds if (name, s) in by]
         at = lambda share: _spread([best_within(r["runs"], budget[r["seed"]] * share) for r in rs if r["seed"] in budget], 4)  # noqa: E731
-        lines.append(f"| {m} | {_spread([r['configs'] for r in rs], 0)} | {_spread([len(r['runs']) for r in rs], 1)} | "
+        lines.append(f"| {name} | {_spread([r['configs'] for r in rs], 0)} | {_spread([len(r['runs']) for r in rs], 1)} | "
                      f"{_spread([r['cost'] for r in rs], 2)} | {_spread([r['wall_s'] for r in rs], 0)} | "
                      f"{at(1 / 3)} | {at(2 / 3)} | {_spread([r['best'] for r in rs], 4)} |")
-    lines += ["", "| seed | best of any method | horizon's best | horizon spent / random's | within 0.01 on at most 1/3 |",
-              "|---|---:|---:|---:|---|"]
-    for s in seeds:
-        found = {m: by[(m, s)]["best"] for m in METHODS if (m, s) in by and by[(m, s)]["best"] is not None}
-        if ("horizon", s) not in by or s not in budget or not found:
-            continue
-        h = by[("horizon", s)]
-        share = h["cost"] / budget[s]
-        winner = min(found, key=found.get)
-        ok = h["best"] is not None and h["best"] <= found[winner] + TOLERANCE and share <= 1 / 3 + 1e-9
-        best = "none" if h["best"] is None else f"{h['best']:.4f}"
-        lines.append(f"| {s} | {found[winner]:.4f} ({winner}) | {best} | {share:.3f} | {'yes' if ok else 'no'} |")
+    lines += ["", "| search | seed | best of any search | its best | spent / random's | within 0.01 on at most 1/3 |",
+              "|---|---|---:|---:|---:|---|"]
+    for name in (n for n in names if n.startswith("horizon")):
+        for s in seeds:
+            found = {n: by[(n, s)]["best"] for n in names if (n, s) in by and by[(n, s)]["best"] is not None}
+            if (name, s) not in by or s not in budget or not found:
+                continue
+            h = by[(name, s)]
+            share = h["cost"] / budget[s]
+            winner = min(found, key=found.get)
+            ok = h["best"] is not None and h["best"] <= found[winner] + TOLERANCE and share <= 1 / 3 + 1e-9
+            best = "none" if h["best"] is None else f"{h['best']:.4f}"
+            lines.append(f"| {name} | {s} | {found[winner]:.4f} ({winner}) | {best} | {share:.3f} | {'yes' if ok else 'no'} |")
     return "\n".join(lines)
+
+
+def fidelity_check(results: list[dict]) -> str:
+    """Spearman ρ between fidelities over the configs that ran at both, pairing runs of one seed
+    with equal params across searches (random search and TPE share their first, random
+    proposals; TPE and horizon often share more), so not only promoted configs count."""
+    from scipy.stats import spearmanr
+
+    losses: dict[tuple, dict[float, float]] = {}
+    for r in results:
+        for run in r["runs"]:
+            if run["final_val_loss"] is None or run["status"] != "completed":
+                continue
+            config = (r["seed"], tuple(sorted((k, round(v, 9)) for k, v in run["params"].items())))
+            fidelity = run["fidelity"] or 1.0
+            at = losses.setdefault(config, {})
+            at[fidelity] = min(at.get(fidelity, math.inf), run["final_val_loss"])
+    fidelities = sorted({f for at in losses.values() for f in at})
+    lines = ["| fidelity | against | configs | Spearman ρ | p |", "|---:|---:|---:|---:|---:|"]
+    for i, a in enumerate(fidelities):
+        for b in fidelities[i + 1:]:
+            pairs = [(at[a], at[b]) for at in losses.values() if a in at and b in at]
+            if len(pairs) >= 3:
+                rho, pval = spearmanr(*zip(*pairs))
+                lines.append(f"| {a:.3g} | {b:.3g} | {len(pairs)} | {rho:.2f} | {pval:.2g} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def _spread(xs: list, digits: int) -> str:
@@ -223,15 +268,16 @@ def main() -> None:
     ap.add_argument("--seed-list", type=int, nargs="+", help="these sampler seeds instead of --seeds")
     ap.add_argument("--full-runs", type=int, default=9, help="the budget B, in full-length runs (random and TPE's trials)")
     ap.add_argument("--horizon-share", type=float, default=1 / 3, help="horizon's budget, as a share of B")
-    ap.add_argument("--rungs", type=rungs_of, default=rungs_of("1/9,1/3,1"), help="horizon rungs; ASHA's grace is the first")
-    ap.add_argument("--factor", type=int, default=3, help="reduction factor of ASHA and horizon")
+    ap.add_argument("--rungs", type=rungs_of, default=rungs_of(DEFAULT_RUNGS), help="horizon rungs; ASHA's grace is the first")
+    ap.add_argument("--factor", type=int, default=DEFAULT_FACTOR, help="reduction factor of ASHA and horizon")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     ap.add_argument("--compile-cache", default=None, help="the sweeps' --compile-cache (default: the sweep's own)")
     ap.add_argument("--out", type=Path, help="write every run of every search here (JSON), after each search")
     ap.add_argument("--merge", type=Path, nargs="+", help="print the tables of these --out files and run nothing")
     args = ap.parse_args()
     if args.merge:
-        print(summary([r for path in args.merge for r in json.loads(path.read_text())["results"]]))
+        merged = [r for path in args.merge for r in loaded(path)]
+        print(summary(merged) + "\n\n" + fidelity_check(merged))
         return
     args.data = args.data.resolve()
 
@@ -264,7 +310,7 @@ def main() -> None:
 
             ray.shutdown()
     print()
-    print(summary(results))
+    print(summary(results) + "\n\n" + fidelity_check(results))
 
 
 if __name__ == "__main__":
