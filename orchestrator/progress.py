@@ -54,6 +54,7 @@ class SweepConsole:
     def trial_finished(self, rec: TrialRecord, running: int) -> None:
         self.done.append(rec)
         n = len(self.earlier) + len(self.done)
+        self.total = max(self.total, n)  # an asynchronous horizon sweep may promote more than expected
         width = len(str(self.total))
         if rec.status == COMPLETED:
             what = f"{self.metric} {fmt_num(rec.objective)}"

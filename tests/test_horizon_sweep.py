@@ -28,7 +28,8 @@ from rich.console import Console
 
 from analysis.report import write_report
 from orchestrator.horizon import due_promotions, promote
-from orchestrator.records import Rung
+from orchestrator.progress import SweepConsole
+from orchestrator.records import Rung, TrialRecord
 from orchestrator.sweep import SweepOptions, init_ray, prepare_space, run_sweep
 from search_spaces import SchedulerSpec, SpaceError, load_space
 from trainer.config import load_config
@@ -123,6 +124,15 @@ def test_sync_promotion_closes_a_rung_only_once_the_rung_below_has_closed():
     study = study_of({0: [(0, 5.0), (1, 4.0), (2, 6.0), (3, 3.0)], 1: [(1, 3.5), (3, 2.5)]})
     assert [(r.config_trial, r.index) for _, r in due_promotions(study.trials, spec, configs=5)] == []
     assert [(r.config_trial, r.index) for _, r in due_promotions(study.trials, spec, configs=4)] == [(3, 2)]
+
+
+def test_the_console_count_grows_when_async_promotion_runs_more_than_expected():
+    view = SweepConsole(2, 1, "final_val_loss", Console(file=io.StringIO(), width=200))
+    for n in range(3):
+        view.trial_finished(TrialRecord(str(n), n, {}, [], status="completed", objective=5.0 - n,
+                                        rung=Rung(0, RUNGS[0], n)), running=0)
+    lines = view.console.file.getvalue().splitlines()
+    assert [line.split("]")[0] for line in lines] == ["[1/2", "[2/2", "[3/3"]
 
 
 # ---------------------------------------------------------------------------------------
