@@ -54,7 +54,20 @@ def test_a_reused_worker_gives_the_val_losses_of_a_fresh_process(worker, tmp_pat
                    capture_output=True)
     assert code == 0
     assert events(reused, "start")[0]["process_runs"] == 1
+    assert events(reused, "start")[0]["weights_restored"] is False  # another seed and init: built
     assert events(reused, "warmup")[0]["skipped"] is True
+    assert val_losses(reused) == val_losses(fresh)
+    assert val_losses(reused) != val_losses(tmp_path / "before.jsonl")
+
+
+def test_a_run_with_the_last_run_s_seed_and_init_restores_its_weights_and_scores_as_a_fresh_process(worker, tmp_path):
+    assert run_job(worker, tmp_path, "before", "--set", "optim.muon_lr=0.01")[0] == 0  # only the optimizer differs
+    code, reused = run_job(worker, tmp_path, "reused")
+    fresh = tmp_path / "fresh.jsonl"
+    subprocess.run([sys.executable, "-m", "trainer", *SHORT, "--events", str(fresh)], cwd=REPO, check=True,
+                   capture_output=True)
+    assert code == 0
+    assert events(reused, "start")[0]["weights_restored"] is True
     assert val_losses(reused) == val_losses(fresh)
     assert val_losses(reused) != val_losses(tmp_path / "before.jsonl")
 

@@ -109,6 +109,11 @@ def architecture_key(cfg: TrainConfig, d: Dist) -> str:
     return f"{model} seq={max_seq_len(cfg)} {d.device} compile={cfg.runtime.compile}"
 
 
+def init_key(cfg: TrainConfig, d: Dist) -> str:
+    """What decides build_model's weights: runs with equal keys start from the same weights."""
+    return f"{cfg.model.model_dump_json()} seq={max_seq_len(cfg)} {d.device} world={d.world} seed={cfg.runtime.seed}"
+
+
 def build_model(cfg: TrainConfig, d: Dist) -> GPT:
     """The GPT on the run's device; embeddings in bf16 on CUDA, as in the record."""
     torch.manual_seed(cfg.runtime.seed)
@@ -177,7 +182,7 @@ class Run:
         self.data_seconds = time.perf_counter() - t_data  # the `start` event reports it
         compiled = self.cuda and cfg.runtime.compile
         self.model, self.forward = warm.adopt(
-            build_model(cfg, d), architecture_key(cfg, d),
+            lambda: build_model(cfg, d), architecture_key(cfg, d), init_key(cfg, d), self.cuda,
             lambda m: torch.compile(m, dynamic=False, fullgraph=True) if compiled else m,
         )
         self.optimizers = build_optimizers(self.model, cfg, self.cuda)
@@ -390,7 +395,7 @@ def train(cfg: TrainConfig, events_path: str | None = None, resume: Path | None 
         n_params = sum(p.numel() for p in run.model.parameters())
         events.emit("start", world_size=d.world, device=str(d.device), params=n_params,
                     seconds=time.perf_counter() - called, data_seconds=run.data_seconds, env=fingerprint(d.device),
-                    process_runs=warm.runs, config=cfg.model_dump(mode="json"))
+                    process_runs=warm.runs, weights_restored=warm.restored, config=cfg.model_dump(mode="json"))
         t_start = time.perf_counter()
         warmed = run.warm_up()
         if resume is not None:

@@ -69,7 +69,7 @@ def run_job(job: dict, warm: WarmModel) -> int:
 def main() -> int:
     replies = os.fdopen(os.dup(1), "w", buffering=1)  # stdout proper is each job's log
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    warm = WarmModel()
+    warm = WarmModel(keep_initial=True)
     for line in sys.stdin:
         if not line.strip():
             continue
