@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.launch import WarmWorker  # noqa: E402
+from orchestrator.launch import WarmWorker, trainer_args  # noqa: E402
 
 
 def job(data: Path, device: str, seed: int, lr: float, events: Path) -> list[str]:
@@ -36,10 +36,7 @@ def job(data: Path, device: str, seed: int, lr: float, events: Path) -> list[str
         "schedule.batch": "[{until: 1.0, tokens: 1024}]", "schedule.seq_len": "[{until: 1.0, tokens: 1024}]",
         "runtime.device": device, "runtime.seed": seed, "optim.muon_lr": lr,
     }  # fmt: skip
-    args = ["--config", "gpt2_124m"]
-    for key, value in sets.items():
-        args += ["--set", f"{key}={value}"]
-    return [*args, "--events", str(events)]
+    return trainer_args("gpt2_124m", [f"{k}={v}" for k, v in sets.items()], events)
 
 
 def start_event(events: Path) -> dict:

@@ -25,21 +25,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.launch import WarmWorker, compile_cache_env  # noqa: E402
+from orchestrator.launch import WarmWorker, compile_cache_env, trainer_args  # noqa: E402
 
 
 def run_args(data: Path, steps: int, events: Path, *extra: str) -> list[str]:
     """`python -m trainer` arguments of one proxy-scale gpt2_124m run (the shapes of
-    bench/sweep_gpu_efficiency.py's documented runs)."""
+    bench/sweep_gpu_efficiency.py's documented runs); `extra`: more KEY=VALUE overrides."""
     sets = {
         "data.train_files": f"{data}/*train*.bin", "data.val_files": f"{data}/*val*.bin", "data.epochs": 8,
         "data.val_tokens": 1048576, "schedule.num_iterations": steps, "eval.every": 50,
         "schedule.batch": "[{until: 1.0, tokens: 65536}]", "schedule.seq_len": "[{until: 1.0, tokens: 32768}]",
     }  # fmt: skip
-    args = ["--config", "gpt2_124m"]
-    for key, value in sets.items():
-        args += ["--set", f"{key}={value}"]
-    return [*args, *extra, "--events", str(events)]
+    return trainer_args("gpt2_124m", [*(f"{k}={v}" for k, v in sets.items()), *extra], events)
 
 
 def val_losses(events: Path) -> list[float]:
@@ -66,7 +63,7 @@ def main() -> None:
             groups["fresh"].append(val_losses(events))
             print(f"fresh {i}: {groups['fresh'][-1]}", flush=True)
         worker = WarmWorker(ROOT, log=work / "worker.log", env=env)
-        other = run_args(data, args.steps, work / "other.jsonl", "--set", "runtime.seed=1", "--set", "optim.muon_lr=0.02")
+        other = run_args(data, args.steps, work / "other.jsonl", "runtime.seed=1", "optim.muon_lr=0.02")
         assert worker.submit(other, work / "other.log").wait(None) == 0, (work / "other.log").read_text()
         for i in range(args.runs):
             events = work / f"reused_{i}.jsonl"
