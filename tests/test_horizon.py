@@ -42,7 +42,11 @@ def test_a_compressed_run_ends_cooled_down(fraction):
     s = Schedules(short.schedule, short.model)
     assert s.lr_multiplier(short.schedule.num_iterations) == pytest.approx(short.schedule.lr.final)
     assert short.schedule.num_iterations == round(RECORD.schedule.num_iterations * fraction)
-    assert short.eval.every == round(RECORD.eval.every * short.schedule.num_iterations / RECORD.schedule.num_iterations)
+
+
+@pytest.mark.parametrize("fraction", FRACTIONS)
+def test_validation_keeps_its_interval_in_steps(fraction):
+    assert at_horizon(RECORD, fraction).eval.every == RECORD.eval.every  # a shorter run validates less often
 
 
 def test_a_horizon_outside_the_run_is_refused():
