@@ -430,6 +430,12 @@ def test_events_are_start_then_train_every_step_and_val_then_one_end(short_run: 
     assert times == sorted(times)  # the training clock only moves forward
 
 
+def test_without_the_initial_validation_a_run_validates_at_its_interval_only(short_run: TrainerRun, tmp_path: Path) -> None:
+    run = run_trainer("--config", "tiny", *SHORT, "--set", "eval.at_start=false", events=tmp_path / "events.jsonl")
+    assert run.returncode == 0, run.stderr
+    assert run.val_losses() == {step: loss for step, loss in short_run.val_losses().items() if step > 0}
+
+
 def test_console_shows_the_records_val_lines(short_run: TrainerRun) -> None:
     record_line = r"^step:(\d+)/6 val_loss:(\d+\.\d{4}) train_time:\d+ms step_avg:\d+\.\d\dms$"
     lines = re.findall(record_line, short_run.stdout, re.MULTILINE)

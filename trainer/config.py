@@ -196,6 +196,10 @@ class DataConfig(_Section):
 
 class EvalConfig(_Section):
     every: int = Field(125, ge=0)  # 0: validate only at the end
+    # with every > 0, also validate the initial weights (step 0), as the record does; sweeps can
+    # drop it: every trial of one seed starts from the same weights, and in a short run it is a
+    # large share of the validation
+    at_start: bool = True
 
 
 class RuntimeConfig(_Section):

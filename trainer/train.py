@@ -324,7 +324,7 @@ class Run:
         t0 = time.perf_counter()
         for step in range(self.step, N + 1):
             self.step = step
-            if step == N or (every > 0 and step % every == 0):
+            if step == N or (every > 0 and step % every == 0 and (step > 0 or cfg.eval.at_start)):
                 self.sync()
                 self.train_time_ms += 1000 * (time.perf_counter() - t0)
                 val_loss = self.validate(step, stop)
