@@ -11,6 +11,9 @@ corpus, repeated with several sampler seeds:
   horizon   TPE + horizon halving (`scheduler: horizon`, `promotion:      budget B x --horizon-share
             sync`): complete runs at each rung, the best 1/factor of a rung run again, longer
 
+`--sampler random` has ASHA and horizon propose at random instead of by TPE: with the same seed,
+the very configs random search runs, so the comparison isolates what the halving itself picks.
+
 Compute is counted in training tokens: the sum over every run (pruned, failed and short ones
 included) of the tokens it trained on, reported in full-run units (one full-length run's tokens);
 the wall-clock of each search is reported next to it, since short runs pay a trainer start-up
@@ -22,13 +25,15 @@ configs whose synchronous halving (exactly n, n/factor, ... runs) fits in B x sh
 What counts is the best val loss of a FULL-LENGTH run (a pruned ASHA trial or a short rung does
 not). The acceptance check, per seed: horizon's best, with at most 1/3 of random search's spent
 tokens and at most 1/3 of its device time in trials (the sum of its runs' durations, trainer
-start-up and validation included), is within 0.01 of the best any search found. Runs in the order they finished also give
-each search's best after 1/3, 2/3 and all of B. A last table checks the fidelity itself: the rank
-correlation between horizons over the configs that ran at both, in any of the searches.
+start-up and validation included), is within 0.01 of the best any search found. Runs in the
+order they finished also give each search's best after 1/3, 2/3 and all of B. A last table checks
+the fidelity itself: the rank correlation between horizons over the configs that ran at both, in
+any of the searches.
 
 Examples:
   python bench/horizon_search.py --seeds 3 --out horizon_search.json           # CPU, tiny
   python bench/horizon_search.py --preset gpt2_124m --device cuda --data .gpuslice --seed-list 0 --out s0.json
+  python bench/horizon_search.py --full-runs 27 --methods horizon --sampler random --out sh.json
   python bench/horizon_search.py --merge s0.json s1.json s2.json                # one table from several calls
 """
 
@@ -115,7 +120,8 @@ def space_yaml(method: str, args, configs: int, seed: int) -> str:
         "horizon": f"{{name: horizon, rungs: [{rungs}], reduction_factor: {args.factor}, promotion: sync}}",
     }[method]
     startup = min(4, configs)
-    sampler = f"{{name: random, seed: {seed}}}" if method == "random" else f"{{name: tpe, seed: {seed}, startup_trials: {startup}}}"
+    random = method == "random" or (method in ("asha", "horizon") and args.sampler == "random")
+    sampler = f"{{name: random, seed: {seed}}}" if random else f"{{name: tpe, seed: {seed}, startup_trials: {startup}}}"
     sets = "\n".join(f"    {k}: {json.dumps(v)}" for k, v in base_set.items())
     return f"""\
 base:
@@ -175,15 +181,16 @@ def run_one(method: str, args, seed: int, work: Path, full_tokens: int) -> dict:
         result = run_sweep(prepare_space(path), options, console=Console(file=quiet))
     runs = runs_of(result, full_tokens)
     losses = [r["full_length_loss"] for r in runs if r["full_length_loss"] is not None]
-    return {"method": method, "variant": variant(method, args.rungs, args.factor), "seed": seed, "configs": configs, "runs": runs, "wall_s": time.time() - t0,
+    return {"method": method, "variant": variant(method, args.rungs, args.factor, args.sampler), "seed": seed, "configs": configs, "runs": runs, "wall_s": time.time() - t0,
             "cost": sum(r["cost"] for r in runs), "best": min(losses) if losses else None}
 
 
-def variant(method: str, rungs: list[float], factor: int) -> str:
-    """A search's name in the tables: ASHA and horizon with their rungs, which change what they do."""
+def variant(method: str, rungs: list[float], factor: int, sampler: str = "tpe") -> str:
+    """A search's name in the tables: ASHA and horizon with their rungs and, unless TPE, their sampler."""
     if method not in ("asha", "horizon"):
         return method
-    return f"{method} ({', '.join(str(Fraction(f).limit_denominator(1000)) for f in rungs)}; factor {factor})"
+    return (f"{method} ({', '.join(str(Fraction(f).limit_denominator(1000)) for f in rungs)}; factor {factor}"
+            + ("" if sampler == "tpe" else f"; {sampler}") + ")")
 
 
 def loaded(path: Path) -> list[dict]:
@@ -292,6 +299,8 @@ def main() -> None:
     ap.add_argument("--horizon-share", type=float, default=1 / 3, help="horizon's budget, as a share of B")
     ap.add_argument("--rungs", type=rungs_of, default=rungs_of(DEFAULT_RUNGS), help="horizon rungs; ASHA's grace is the first")
     ap.add_argument("--factor", type=int, default=DEFAULT_FACTOR, help="reduction factor of ASHA and horizon")
+    ap.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
+                    help="what proposes ASHA's and horizon's configs (random: the very configs random search runs)")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     ap.add_argument("--compile-cache", default=None, help="the sweeps' --compile-cache (default: the sweep's own)")
     ap.add_argument("--out", type=Path, help="write every run of every search here (JSON), after each search")
