@@ -77,6 +77,17 @@ def promote(study: optuna.Study, spec: SchedulerSpec, configs: int = 0) -> list[
     return due
 
 
+def sampler_caveat(sampler: str, spec: SchedulerSpec) -> str | None:
+    """Why a model-based sampler may mislead a sync horizon sweep, or None: it proposes every config
+    before any longer run exists, so it learns from the lowest rung alone."""
+    if spec.promotion != "sync" or sampler not in ("tpe", "cmaes"):
+        return None
+    return (f"sampler {sampler} with promotion: sync proposes every config before any longer run has "
+            "finished, so it learns from the shortest rung alone and piles its proposals where short "
+            "runs look best (short runs favour higher learning rates); sampler: random or qmc lets the "
+            "halving choose among evenly spread configs")
+
+
 def max_runs(spec: SchedulerSpec, configs: int) -> int:
     """An upper bound on the runs of `configs` configs: each runs at most once per rung."""
     return configs * len(spec.rungs)

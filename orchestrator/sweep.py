@@ -275,7 +275,7 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
     from ray.tune.search import ConcurrencyLimiter
 
     from orchestrator.callback import SweepCallback
-    from orchestrator.horizon import HorizonSearch, expected_runs, max_runs
+    from orchestrator.horizon import HorizonSearch, expected_runs, max_runs, sampler_caveat
     from orchestrator.progress import SweepConsole, leaderboard_text
     from orchestrator.resume import Carryover, reconcile
     from orchestrator.search import SweepSearch
@@ -340,6 +340,8 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
             view.print(f"horizon halving: configs run at {', '.join(f'{f:g}' for f in space.scheduler.rungs)} of the "
                        f"full length; the best 1/{space.scheduler.reduction_factor:g} of each rung go on to the next"
                        + (" once all of the rung has run" if space.scheduler.promotion == "sync" else ""))
+            if caveat := sampler_caveat(space.sampler.name, space.scheduler):
+                view.print(f"[yellow]warning:[/] {caveat}")
             searcher = HorizonSearch(**search, scheduler=space.scheduler, configs=budget.trials)
         else:
             searcher = SweepSearch(**search)

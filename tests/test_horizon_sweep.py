@@ -27,7 +27,7 @@ from optuna.trial import TrialState, create_trial
 from rich.console import Console
 
 from analysis.report import write_report
-from orchestrator.horizon import due_promotions, promote
+from orchestrator.horizon import due_promotions, promote, sampler_caveat
 from orchestrator.progress import SweepConsole
 from orchestrator.records import Rung, TrialRecord
 from orchestrator.sweep import SweepOptions, init_ray, prepare_space, run_sweep
@@ -171,6 +171,16 @@ def test_rungs_may_be_written_as_fractions(tmp_path):
     path = tmp_path / "space.yaml"
     path.write_text(SPACE.replace("rungs: [0.25, 0.5, 1.0]", "rungs: [1/4, 1/2, 1]"))
     assert load_space(path).scheduler.rungs == RUNGS
+
+
+@pytest.mark.parametrize(("sampler", "promotion", "warned"), [
+    ("tpe", "sync", True), ("cmaes", "sync", True), ("random", "sync", False), ("qmc", "sync", False),
+    ("tpe", "async", False),
+])
+def test_a_model_based_sampler_with_sync_promotion_is_cautioned(sampler, promotion, warned):
+    caveat = sampler_caveat(sampler, SchedulerSpec(name="horizon", rungs=RUNGS, promotion=promotion))
+    assert (caveat is not None) == warned
+    assert caveat is None or "sampler: random or qmc" in caveat
 
 
 # ---------------------------------------------------------------------------------------
