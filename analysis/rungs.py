@@ -60,10 +60,11 @@ def rung_pairs(trials: list[Trial]) -> list[RungPair]:
 
 
 def rung_section(trials: list[Trial]) -> str:
-    """The report's section on a horizon sweep's rungs: runs per rung and the pairs' correlations."""
+    """The report's section on a horizon sweep's rungs: runs per rung, the pairs' correlations and
+    the full-length retune's runs."""
     runs: dict[int, list[Trial]] = {}
     for t in trials:
-        if t.rung is not None and t.finished:
+        if t.rung is not None and t.finished and t.retune is None:
             runs.setdefault(t.rung, []).append(t)
     counts = markdown_table(
         ["rung", "horizon", "runs", "completed", "best final val loss"],
@@ -86,8 +87,21 @@ def rung_section(trials: list[Trial]) -> str:
         "## Horizon rungs\n\nEach rung's runs are complete runs at that fraction of the full length; a config "
         "goes on to the next rung when its run is among the best of its rung. Rank correlation (Spearman) of the "
         "final val losses of the configs that ran at both of two consecutive rungs:",
-        counts, table, *warnings,
+        counts, table, *warnings, *retune_table(trials),
     ])
+
+
+def retune_table(trials: list[Trial]) -> list[str]:
+    """The retune's runs in order: the parameter moved, from which run, to what, and the loss;
+    nothing when the sweep had no retune."""
+    moved = sorted((t for t in trials if t.retune is not None and t.finished), key=lambda t: t.number or 0)
+    if not moved:
+        return []
+    loss = {t.number: t.final_val_loss for t in trials if t.completed}
+    rows = [[t.label, t.retune, f"#{t.promoted_from}", num(t.searched.get(t.retune), 4),
+             num(loss.get(t.promoted_from), 5), num(t.final_val_loss, 5) if t.completed else t.status] for t in moved]
+    return ["Full-length retune: each run moved one parameter of the best full-length run so far:",
+            markdown_table(["run", "parameter", "from", "to", "loss before", "final val loss"], rows, [False] * 2 + [True] * 4)]
 
 
 def _warning(p: RungPair) -> str:

@@ -4,7 +4,8 @@ The data contract: one experiment per sweep (named after it); a parent run tagge
 `speedrun.role = sweep` (and `speedrun.kind`, sweep or ablation); one child run per trial,
 tagged `mlflow.parentRunId`, `status`, `optuna_trial`, with the searched values as
 `searched.<name>` params and `objective` / `final_val_loss` / `wall_time_s` metrics at the end.
-A horizon sweep's runs also have params `rung` and `fidelity` and the tag `config_trial`.
+A horizon sweep's runs also have params `rung` and `fidelity` and the tag `config_trial`; its
+retune runs the tags `retune` (the parameter moved) and `promoted_from`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Trial:
     rung: int | None = None  # a horizon sweep's run: its rung, its horizon, its config's rung-0 trial
     fidelity: float | None = None
     config_trial: int | None = None
+    retune: str | None = None  # a retune run: the parameter it moved from its `promoted_from` run's
+    promoted_from: int | None = None
 
     @property
     def label(self) -> str:
@@ -170,6 +173,8 @@ def _trial(run: Run) -> Trial:
         rung=int(params["rung"]) if params.get("rung", "").isdigit() else None,
         fidelity=_number(params["fidelity"]) if "fidelity" in params else None,
         config_trial=int(tags["config_trial"]) if tags.get("config_trial", "").isdigit() else None,
+        retune=tags.get("retune"),
+        promoted_from=int(tags["promoted_from"]) if tags.get("promoted_from", "").isdigit() else None,
     )
 
 

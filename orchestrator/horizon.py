@@ -12,6 +12,13 @@ The Optuna study is the state: a rung's members are its trials' user attributes,
 due when the config has no trial at the next rung yet (queued, running or finished), so a driver
 that resumes a killed sweep rebuilds everything from the study and neither loses nor repeats a
 promotion. `budget.trials` counts the configs proposed (rung-0 runs); promotions come on top.
+
+`retune` adds a line search at full length once the halving is over (`retune_step`): a parameter
+whose best value shifts with the run's length was chosen at the short rungs, so the best
+full-length config is run again with it moved, one run at a time. Each such run is a new config
+(its own `config_trial`) at the last rung with user attributes `retune` (the parameter) and
+`promoted_from` (the run it moved away from); the study holds the search's state as it holds the
+promotions'.
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 
+from orchestrator.outcome import INTERRUPTED, PROMOTED_FROM, RETUNE, STATUS
 from orchestrator.records import Rung
 from orchestrator.search import SweepSearch
-from search_spaces import SchedulerSpec
+from search_spaces import RetuneSpec, SchedulerSpec
 
 
 def rung_of(t: FrozenTrial) -> Rung | None:
@@ -77,6 +85,76 @@ def promote(study: optuna.Study, spec: SchedulerSpec, configs: int = 0) -> list[
     return due
 
 
+_FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+
+
+def _loss(t: FrozenTrial) -> float:
+    """A finished run's loss for the line search: a failed or stopped run counts as the worst."""
+    return t.value if t.state == TrialState.COMPLETE and t.value is not None else math.inf
+
+
+def line_search_step(start: float, start_loss: float, tried: Sequence[tuple[float, float]], spec: RetuneSpec,
+                     low: float, high: float) -> float | None:
+    """The next value of one parameter's line search from `start` (whose run ended at
+    `start_loss`), given the (value, loss) of its runs so far in order; None once it is over.
+    Up by `spec.factor` from the best value so far while that improves; down from `start` if the
+    first step up does not; over at `spec.runs` runs, at the range's edge or on a step that fails
+    after one that improved."""
+    if len(tried) >= spec.runs:
+        return None
+    best, best_loss, sign, moved = start, start_loss, 1, False
+    for value, loss in tried:
+        if loss < best_loss:
+            best, best_loss, moved = value, loss, True
+        elif sign == 1 and not moved:
+            sign = -1
+        else:
+            return None
+    while True:
+        value = min(high, max(low, best * spec.factor ** sign))
+        if not math.isclose(value, best) and not any(math.isclose(value, v) for v, _ in tried):
+            return value
+        if sign == -1 or moved:
+            return None
+        sign = -1  # at the top of the range already: try below
+
+
+def retune_step(trials: Sequence[FrozenTrial], spec: SchedulerSpec, ranges: dict[str, Any],
+                configs: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The next retune run as (params, user attributes), or None: the halving or a retune run is
+    still going, or the retune is over. Each parameter's search starts from the best full-length
+    run of the halving and the searches of the parameters before it; `ranges`: the space's
+    distributions by name, whose low and high bound each step."""
+    last = len(spec.rungs) - 1
+    pending = (TrialState.WAITING, TrialState.RUNNING)
+    if spec.retune is None or any(t.state in pending and RETUNE in t.user_attrs for t in trials):
+        return None
+    if not rung_closed(trials, last, configs):
+        return None
+    full = [(t, r) for t in trials if (r := rung_of(t)) is not None and r.index == last and t.state in _FINISHED
+            and t.user_attrs.get(STATUS) != INTERRUPTED]  # its retry stands for it
+    settled: list[str] = []
+    for name in spec.retune.params:
+        pool = [t for t, r in full if t.state == TrialState.COMPLETE and (r.retune is None or r.retune in settled)]
+        start = min((t for t in pool if math.isfinite(t.value)), key=lambda t: (t.value, t.number), default=None)
+        if start is None:
+            return None
+        tried = [(t.params[name], _loss(t)) for t, r in sorted(full, key=lambda x: x[0].number) if r.retune == name]
+        value = line_search_step(start.params[name], start.value, tried, spec.retune, ranges[name].low, ranges[name].high)
+        if value is not None:
+            return {**start.params, name: value}, {RETUNE: name, PROMOTED_FROM: start.number}
+        settled.append(name)
+    return None
+
+
+def retune(study: optuna.Study, spec: SchedulerSpec, ranges: dict[str, Any], configs: int) -> bool:
+    """Enqueue the next retune run, if one is due; whether one was."""
+    step = retune_step(study.get_trials(deepcopy=False), spec, ranges, configs)
+    if step is not None:
+        study.enqueue_trial(step[0], user_attrs=step[1], skip_if_exists=False)
+    return step is not None
+
+
 def sampler_caveat(sampler: str, spec: SchedulerSpec) -> str | None:
     """Why a model-based sampler may mislead a sync horizon sweep, or None: it proposes every config
     before any longer run exists, so it learns from the lowest rung alone."""
@@ -84,32 +162,37 @@ def sampler_caveat(sampler: str, spec: SchedulerSpec) -> str | None:
         return None
     return (f"sampler {sampler} with promotion: sync proposes every config before any longer run has "
             "finished, so it learns from the shortest rung alone and piles its proposals where short "
-            "runs look best (short runs favour higher learning rates); sampler: random or qmc lets the "
-            "halving choose among evenly spread configs")
+            "runs look best (whose learning rates need not be the full run's); sampler: random or qmc "
+            "lets the halving choose among evenly spread configs")
 
 
 def max_runs(spec: SchedulerSpec, configs: int) -> int:
-    """An upper bound on the runs of `configs` configs: each runs at most once per rung."""
-    return configs * len(spec.rungs)
+    """An upper bound on the runs of `configs` configs: each runs at most once per rung, then the
+    retune's runs."""
+    return configs * len(spec.rungs) + (spec.retune.max_runs() if spec.retune else 0)
 
 
 def expected_runs(spec: SchedulerSpec, configs: int) -> int:
     """Runs when every rung has finished: its configs' best 1/reduction_factor go on, rung by rung
-    (exact with `promotion: sync` and no failed run; async may promote a few more early)."""
+    (exact with `promotion: sync` and no failed run; async may promote a few more early); then
+    the retune's runs, at most (a line search may end early)."""
     total, n = 0, configs
     for _ in spec.rungs:
         total += n
         n = math.floor(n / spec.reduction_factor + 1e-9)
-    return total
+    return total + (spec.retune.max_runs() if spec.retune else 0)
 
 
 class HorizonSearch(SweepSearch):
     """SweepSearch that runs due promotions before new proposals, proposes `configs` configs at the
-    lowest rung, and is finished once they and every promotion they earned have run."""
+    lowest rung, then runs the retune, and is finished once all of it has run. `ranges`: the
+    space's distributions by name (the retune's bounds)."""
 
-    def __init__(self, *args: Any, scheduler: SchedulerSpec, configs: int, **kwargs: Any):
+    def __init__(self, *args: Any, scheduler: SchedulerSpec, configs: int, ranges: dict[str, Any] | None = None,
+                 **kwargs: Any):
         self.spec = scheduler
         self.configs = configs
+        self.ranges = ranges or {}
         self._stale = True  # promotions to look for: at start (a resumed study) and after each finished run
         self._idle = False
         super().__init__(*args, **kwargs)
@@ -128,12 +211,19 @@ class HorizonSearch(SweepSearch):
             promote(self._ot_study, self.spec, self.configs)
             trials = self._ot_study.get_trials(deepcopy=False)
             queued = any(t.state == TrialState.WAITING for t in trials)
+            if not queued and self.spec.retune is not None:
+                queued = retune(self._ot_study, self.spec, self.ranges, self.configs)
             self._idle = not queued and configs_proposed(trials) >= self.configs
             self._stale = False
         return self._idle
 
     def _new_rung(self, ot_trial) -> Rung:
-        rung = Rung(0, self.spec.rungs[0], ot_trial.number)
+        moved = ot_trial.user_attrs.get(RETUNE)
+        if moved is not None:  # a retune run: a new config at the last rung
+            rung = Rung(len(self.spec.rungs) - 1, self.spec.rungs[-1], ot_trial.number,
+                        ot_trial.user_attrs[PROMOTED_FROM], moved)
+        else:
+            rung = Rung(0, self.spec.rungs[0], ot_trial.number)
         for key, value in rung.attrs().items():
             ot_trial.set_user_attr(key, value)
         return rung

@@ -34,10 +34,12 @@ TRIAL_NUMBER = "optuna_trial"  # added to each trial's config by the searcher
 RETRY_OF = "retry_of"  # ... with the number of the interrupted trial it re-runs (sweep --resume)
 # A horizon sweep's run (scheduler: horizon), as Optuna user attributes and in its Tune config,
 # next to `fidelity` (search_spaces.FIDELITY): its rung, the rung-0 trial that first ran its
-# config, and the trial whose result promoted it
+# config, and the trial whose result promoted it; a run of the full-length retune after the
+# halving also names the parameter it moved
 RUNG = "rung"
 CONFIG_TRIAL = "config_trial"
 PROMOTED_FROM = "promoted_from"
+RETUNE = "retune"
 
 EXIT_CODE_STATUS = {0: COMPLETED, 1: FAILED, 2: FAILED, 3: DIVERGED, 4: STOPPED}
 

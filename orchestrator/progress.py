@@ -69,7 +69,9 @@ class SweepConsole:
             mean = sum(r.duration_s for r in self.done) / len(self.done)
             eta = f", ETA {fmt_duration(mean * math.ceil((self.total - n) / self.concurrency))}"
         best_txt = f"best {fmt_num(best.objective)} ({best.label})" if best else "best -"
-        if rec.rung is not None:  # a horizon run: which of its config's runs this was
+        if rec.rung is not None and rec.rung.retune is not None:
+            what += f"  retune of {rec.rung.retune} (full length, from #{rec.rung.promoted_from})"
+        elif rec.rung is not None:  # a horizon run: which of its config's runs this was
             what += f"  rung {rec.rung.index} ({rec.rung.fidelity:.3g} of the run, config #{rec.rung.config_trial})"
         self.console.print(
             f"[{n:>{width}}/{self.total}] {rec.label:>4} {rec.status:<9} {what}  "

@@ -8,19 +8,22 @@ from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.outcome import CONFIG_TRIAL, COMPLETED, OBJECTIVE, PROMOTED_FROM, RETRY_OF, RUNG, TRIAL_NUMBER, finite
+from orchestrator.outcome import CONFIG_TRIAL, COMPLETED, OBJECTIVE, PROMOTED_FROM, RETRY_OF, RETUNE, RUNG, TRIAL_NUMBER, finite
 from search_spaces import FIDELITY
 
 
 @dataclass(frozen=True)
 class Rung:
     """Where a run of a horizon sweep stands: its rung, the horizon it ran at (a fraction of the
-    full run), the rung-0 trial that first ran its config, and the trial that promoted it."""
+    full run), the rung-0 trial that first ran its config, and the trial that promoted it. A
+    retune run (a new config at the last rung, `promoted_from` with one parameter moved) names
+    that parameter and is its own config trial."""
 
     index: int
     fidelity: float
     config_trial: int
     promoted_from: int | None = None
+    retune: str | None = None
 
     @classmethod
     def of(cls, attrs: Mapping[str, Any]) -> Rung | None:
@@ -29,11 +32,13 @@ class Rung:
             return None
         promoted_from = attrs.get(PROMOTED_FROM)
         return cls(int(attrs[RUNG]), float(attrs[FIDELITY]), int(attrs[CONFIG_TRIAL]),
-                   None if promoted_from is None else int(promoted_from))
+                   None if promoted_from is None else int(promoted_from), attrs.get(RETUNE))
 
     def attrs(self) -> dict[str, Any]:
         out = {RUNG: self.index, FIDELITY: self.fidelity, CONFIG_TRIAL: self.config_trial}
-        return out if self.promoted_from is None else {**out, PROMOTED_FROM: self.promoted_from}
+        if self.promoted_from is not None:
+            out[PROMOTED_FROM] = self.promoted_from
+        return out if self.retune is None else {**out, RETUNE: self.retune}
 
 
 @dataclass
@@ -70,7 +75,7 @@ class TrialRecord:
 
 def searched_params(config: dict[str, Any]) -> dict[str, Any]:
     """The proposal in a Tune trial config, without the bookkeeping keys Tune and we add."""
-    bookkeeping = (TRIAL_NUMBER, RETRY_OF, RUNG, FIDELITY, CONFIG_TRIAL, PROMOTED_FROM)
+    bookkeeping = (TRIAL_NUMBER, RETRY_OF, RUNG, FIDELITY, CONFIG_TRIAL, PROMOTED_FROM, RETUNE)
     return {k: v for k, v in config.items() if k not in bookkeeping and not k.startswith("__")}
 
 

@@ -10,7 +10,8 @@ tags (status, optuna_trial, retry_of, retries — how often Tune re-ran it after
 tune_trial_id, node, node_ip, node_id and gpu_ids — where Ray ran it —, device, error, and env.* —
 the environment fingerprint: host, torch, GPU, driver, CUDA, triton); artifacts (config.yaml,
 trainer_log_tail.txt). A horizon sweep's run also has params `rung` and
-`fidelity` and tags `config_trial` (the rung-0 trial of its config) and `promoted_from`.
+`fidelity` and tags `config_trial` (the rung-0 trial of its config) and `promoted_from`; a retune
+run also the tag `retune` (the parameter it moved).
 """
 
 from __future__ import annotations

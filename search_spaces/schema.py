@@ -47,7 +47,8 @@ Grammar (every top-level key except `base`, `params` and `budget` is optional)::
     scheduler: {name: asha, grace: 0.5, reduction_factor: 2, max_t: 1.0}   # or none
                                    # grace / max_t: fractions of each trial's own schedule
     # or horizon halving over complete runs: {name: horizon, rungs: [1/9, 1/3, 1],
-    #                                         reduction_factor: 3, promotion: sync}  # or async
+    #                                         reduction_factor: 3, promotion: sync,  # or async
+    #                                         retune: {params: [optim.adam_lr], factor: 2, runs: 2}}
     resources: {gpus: 1, cpus: 8}  # per trial; world_size = max(gpus, 1)
 
 `sampler`, `scheduler` and `objective` also take a bare name (`sampler: random`).
@@ -130,13 +131,37 @@ class SamplerSpec(_Section):
     startup_trials: int | None = Field(None, ge=0)  # tpe / cmaes: random trials before the model
 
 
+class RetuneSpec(_Section):
+    """After horizon halving, a line search at full length (`scheduler.retune`): for each listed
+    parameter in turn, the best full-length run so far is run again with that parameter multiplied
+    by `factor`, and again while that improves; if the first step up does not, divided instead.
+    At most `runs` runs per parameter, within the parameter's range. For parameters whose best
+    value shifts with the run's length, which the shorter rungs chose them at (e.g. learning rates)."""
+
+    params: list[str]
+    factor: float = Field(2.0, gt=1)
+    runs: int = Field(2, ge=1)
+
+    @field_validator("params")
+    @classmethod
+    def _some(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one searched parameter, e.g. [optim.adam_lr]")
+        return v
+
+    def max_runs(self) -> int:
+        """The most runs the retune can add."""
+        return len(self.params) * self.runs
+
+
 class SchedulerSpec(_Section):
     """How trials are cut short or lengthened. `asha`: early stopping, `grace` and `max_t` being
     fractions of each trial's own schedule. `horizon`: successive halving over complete runs at
     shorter horizons (`rungs`: fractions of the run, the last 1.0); the best 1/reduction_factor
     of each rung's finished runs are run again, from scratch, at the next rung's length: as soon as
     they are among the best (`promotion: async`, as in ASHA), or once every run of the rung has
-    finished (`sync`, classic successive halving: exactly the planned runs, a barrier per rung)."""
+    finished (`sync`, classic successive halving: exactly the planned runs, a barrier per rung).
+    `retune` (horizon only) adds a full-length line search over some parameters at the end."""
 
     name: Literal["none", "asha", "horizon"] = "none"
     grace: float = Field(0.5, gt=0, le=1)
@@ -144,8 +169,9 @@ class SchedulerSpec(_Section):
     max_t: float = Field(1.0, gt=0, le=1)
     rungs: list[float] = [0.25, 0.5, 1.0]
     promotion: Literal["async", "sync"] = "async"
+    retune: RetuneSpec | None = None
 
-    _ONLY: ClassVar[dict[str, set[str]]] = {"asha": {"grace", "max_t"}, "horizon": {"rungs", "promotion"}}
+    _ONLY: ClassVar[dict[str, set[str]]] = {"asha": {"grace", "max_t"}, "horizon": {"rungs", "promotion", "retune"}}
 
     @field_validator("rungs", mode="before")
     @classmethod

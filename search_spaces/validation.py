@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import optuna
 from pydantic import BaseModel, ValidationError
 
 from search_spaces import expressions as ex
@@ -301,6 +302,24 @@ def _horizon_checks(report: Report, space: SweepSpace) -> None:
         report.error(("budget", "trials"), f"{space.budget.trials} configs never reach the last rung: with "
                      f"{len(space.scheduler.rungs)} rungs and reduction_factor {space.scheduler.reduction_factor:g} "
                      f"one config in {need} does; expected trials >= {need}")
+    if space.scheduler.retune is not None:
+        _retune_checks(report, space)
+
+
+def _retune_checks(report: Report, space: SweepSpace) -> None:
+    """A retuned parameter is a searched float of the space whose range lies above 0 (the line
+    search multiplies it)."""
+    searched = space.distributions()
+    for i, name in enumerate(space.scheduler.retune.params):
+        d = searched.get(name)
+        path = ("scheduler", "retune", "params", i)
+        if d is None:
+            floats = [n for n, x in searched.items() if isinstance(x, optuna.distributions.FloatDistribution)]
+            report.error(path, f"'{name}' is not a searched number of this space; expected one of: {', '.join(floats)}")
+        elif not isinstance(d, optuna.distributions.FloatDistribution):
+            report.error(path, f"'{name}' is not a float range; the retune multiplies a float, e.g. {{float: [0.001, 0.1]}}")
+        elif d.low <= 0:
+            report.error(path, f"'{name}' ranges from {d.low:g}; the retune multiplies it, so expected a range above 0")
 
 
 def _fixed_keys(space: SweepSpace) -> list[tuple[str, Path_]]:

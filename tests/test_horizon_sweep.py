@@ -27,11 +27,11 @@ from optuna.trial import TrialState, create_trial
 from rich.console import Console
 
 from analysis.report import write_report
-from orchestrator.horizon import due_promotions, promote, sampler_caveat
+from orchestrator.horizon import due_promotions, line_search_step, promote, retune_step, sampler_caveat
 from orchestrator.progress import SweepConsole
 from orchestrator.records import Rung, TrialRecord
 from orchestrator.sweep import SweepOptions, init_ray, prepare_space, run_sweep
-from search_spaces import SchedulerSpec, SpaceError, load_space
+from search_spaces import RetuneSpec, SchedulerSpec, SpaceError, load_space
 from trainer.config import load_config
 
 pytestmark = pytest.mark.slow
@@ -136,6 +136,96 @@ def test_the_console_count_grows_when_async_promotion_runs_more_than_expected():
 
 
 # ---------------------------------------------------------------------------------------
+# The full-length retune: a line search per parameter after the halving
+
+LINE = RetuneSpec(params=["x"], factor=2.0, runs=3)
+
+
+def test_a_line_search_first_steps_up_by_the_factor():
+    assert line_search_step(0.1, 3.0, [], LINE, 0.01, 1.0) == pytest.approx(0.2)
+
+
+def test_a_line_search_goes_on_up_while_that_improves():
+    assert line_search_step(0.1, 3.0, [(0.2, 2.9)], LINE, 0.01, 1.0) == pytest.approx(0.4)
+
+
+def test_a_line_search_turns_down_when_its_first_step_up_is_worse():
+    assert line_search_step(0.1, 3.0, [(0.2, 3.1)], LINE, 0.01, 1.0) == pytest.approx(0.05)
+
+
+def test_a_line_search_ends_at_a_worse_step_after_a_better_one():
+    assert line_search_step(0.1, 3.0, [(0.2, 2.9), (0.4, 3.0)], LINE, 0.01, 1.0) is None
+    assert line_search_step(0.1, 3.0, [(0.2, 3.1), (0.05, 3.2)], LINE, 0.01, 1.0) is None  # worse both ways
+
+
+def test_a_line_search_ends_after_its_runs():
+    assert line_search_step(0.1, 3.0, [(0.2, 2.9), (0.4, 2.8), (0.8, 2.7)], LINE, 0.01, 1.0) is None
+
+
+def test_a_line_search_stays_in_the_range_and_turns_down_at_its_top():
+    assert line_search_step(0.6, 3.0, [], LINE, 0.01, 1.0) == pytest.approx(1.0)  # clipped
+    assert line_search_step(1.0, 3.0, [], LINE, 0.01, 1.0) == pytest.approx(0.5)  # nothing above
+    assert line_search_step(0.6, 3.0, [(1.0, 2.9)], LINE, 0.01, 1.0) is None  # improved up to the edge
+
+
+def full_length_study(runs: list[tuple[float, float]], retuned: list[tuple[str, float, float, int]] = ()) -> optuna.Study:
+    """A closed halving over rungs 1/2 and 1 whose configs all reached the full length, `runs` =
+    [(x, full-length loss)], then retune runs [(param, x, loss, the trial it moved from)]."""
+    study = optuna.create_study()
+    dist = {"x": FloatDistribution(0.01, 1.0, log=True), "y": FloatDistribution(0.01, 1.0, log=True)}
+
+    def add(params: dict, loss: float, rung: Rung) -> None:
+        study.add_trial(create_trial(params=params, distributions=dist, value=loss, user_attrs=rung.attrs()))
+
+    for n, (x, loss) in enumerate(runs):
+        add({"x": x, "y": 0.1}, loss + 1, Rung(0, 0.5, n))
+    for n, (x, loss) in enumerate(runs):
+        add({"x": x, "y": 0.1}, loss, Rung(1, 1.0, n, promoted_from=n))
+    for name, x, loss, start in retuned:
+        add({**study.trials[start].params, name: x}, loss, Rung(1, 1.0, len(study.trials), start, name))
+    return study
+
+
+ONE_RUNG = SchedulerSpec(name="horizon", rungs=[0.5, 1.0], promotion="sync",
+                         retune=RetuneSpec(params=["x", "y"], factor=2.0, runs=1))
+RANGES = {"x": FloatDistribution(0.01, 1.0, log=True), "y": FloatDistribution(0.01, 1.0, log=True)}
+
+
+def test_the_retune_starts_from_the_best_full_length_run():
+    study = full_length_study([(0.1, 3.0), (0.2, 2.5), (0.3, 2.8)])  # full-length runs #3, #4, #5
+    params, attrs = retune_step(study.trials, ONE_RUNG, RANGES, configs=3)
+    assert params == {"x": pytest.approx(0.4), "y": 0.1} and attrs == {"retune": "x", "promoted_from": 4}
+
+
+def test_the_next_parameter_s_search_starts_from_the_best_run_of_the_searches_before_it():
+    study = full_length_study([(0.1, 3.0), (0.2, 2.5)], retuned=[("x", 0.4, 2.4, 3)])  # the retune run is #4
+    params, attrs = retune_step(study.trials, ONE_RUNG, RANGES, configs=2)
+    assert params == {"x": pytest.approx(0.4), "y": pytest.approx(0.2)} and attrs == {"retune": "y", "promoted_from": 4}
+
+
+def test_the_retune_waits_for_the_halving_and_for_its_own_run():
+    study = full_length_study([(0.1, 3.0), (0.2, 2.5)])
+    assert retune_step(study.trials, ONE_RUNG, RANGES, configs=3) is None  # a config is still to be proposed
+    study.enqueue_trial({"x": 0.4, "y": 0.1}, user_attrs={"retune": "x", "promoted_from": 3})
+    assert retune_step(study.trials, ONE_RUNG, RANGES, configs=2) is None  # its run is queued
+
+
+def test_an_interrupted_retune_run_counts_as_its_retry():
+    study = full_length_study([(0.1, 3.0), (0.2, 2.5)])
+    dist = {"x": FloatDistribution(0.01, 1.0, log=True), "y": FloatDistribution(0.01, 1.0, log=True)}
+    for state, loss, status in ((T.FAIL, None, "interrupted"), (T.COMPLETE, 2.4, "completed")):
+        attrs = {**Rung(1, 1.0, len(study.trials), 3, "x").attrs(), "status": status}
+        study.add_trial(create_trial(params={"x": 0.4, "y": 0.1}, distributions=dist, value=loss, state=state, user_attrs=attrs))
+    params, _ = retune_step(study.trials, ONE_RUNG.model_copy(update={"retune": LINE}), RANGES, configs=2)
+    assert params["x"] == pytest.approx(0.8)  # up again from the retry's better run
+
+
+def test_the_retune_ends_when_every_parameter_s_search_has():
+    study = full_length_study([(0.1, 3.0), (0.2, 2.5)], retuned=[("x", 0.4, 2.6, 3), ("y", 0.2, 2.6, 3)])
+    assert retune_step(study.trials, ONE_RUNG, RANGES, configs=2) is None
+
+
+# ---------------------------------------------------------------------------------------
 # The space file
 
 
@@ -153,9 +243,14 @@ def test_the_console_count_grows_when_async_promotion_runs_more_than_expected():
         ("{name: horizon, rungs: [1/0, 1]}", "scheduler.rungs: got ['1/0', 1]; expected fractions of the run written as numbers or as a/b"),
         ("{name: horizon, promotion: later}", "scheduler.promotion: got 'later'; expected one of async, sync"),
         ("{name: asha, promotion: sync}", "scheduler: promotion: only for horizon, not asha"),
+        ("{name: asha, retune: {params: [optim.adam_lr]}}", "scheduler: retune: only for horizon, not asha"),
+        ("{name: horizon, retune: {params: [optim.adam_lrr]}}",
+         "scheduler.retune.params[0]: 'optim.adam_lrr' is not a searched number of this space; expected one of: optim.muon_lr, optim.adam_lr"),
+        ("{name: horizon, retune: {params: []}}", "scheduler.retune.params: got []; expected at least one searched parameter"),
+        ("{name: horizon, retune: {params: [optim.adam_lr], factor: 1}}", "scheduler.retune.factor: got 1; expected greater than 1"),
     ],
     ids=["decreasing", "short-of-full", "zero", "one-rung", "factor", "asha-field", "horizon-field", "too-few-trials",
-         "bad-fraction", "bad-promotion", "asha-promotion"],
+         "bad-fraction", "bad-promotion", "asha-promotion", "asha-retune", "retune-unknown", "retune-none", "retune-factor"],
 )
 def test_a_bad_horizon_scheduler_is_reported_at_its_field(tmp_path, scheduler, expected):
     path = tmp_path / "space.yaml"
@@ -165,6 +260,19 @@ def test_a_bad_horizon_scheduler_is_reported_at_its_field(tmp_path, scheduler, e
         load_space(path)
     assert expected in str(err.value)
     assert "space.yaml:" in str(err.value)
+
+
+@pytest.mark.parametrize(("param", "expected"), [
+    ("{choice: [0.01, 0.02]}", "'optim.adam_lr' is not a float range; the retune multiplies a float"),
+    ("{float: [0.0, 0.03]}", "'optim.adam_lr' ranges from 0; the retune multiplies it, so expected a range above 0"),
+], ids=["choice", "from-zero"])
+def test_a_retuned_parameter_must_be_a_float_range_above_zero(tmp_path, param, expected):
+    path = tmp_path / "space.yaml"
+    path.write_text(SPACE.replace("optim.adam_lr: {float: [0.002, 0.03], log: true}", f"optim.adam_lr: {param}")
+                    .replace("reduction_factor: 2}", "reduction_factor: 2, retune: {params: [optim.adam_lr]}}"))
+    with pytest.raises(SpaceError) as err:
+        load_space(path)
+    assert f"scheduler.retune.params[0]: {expected}" in str(err.value)
 
 
 def test_rungs_may_be_written_as_fractions(tmp_path):
@@ -255,20 +363,75 @@ def test_the_best_half_of_each_finished_rung_went_on_once(horizon_sweep):
         assert {rung(t).config_trial for t in top(runs_at(trials, k), 2)} <= set(went_on)
 
 
-def test_a_sync_horizon_sweep_runs_exactly_the_planned_runs_rung_after_rung(tmp_path):
-    (tmp_path / "space.yaml").write_text(SPACE.replace("reduction_factor: 2}", "reduction_factor: 2, promotion: sync}"))
+@pytest.fixture(scope="module")
+def sync_sweep(tmp_path_factory):
+    """Sync halving, then a retune of the Adam LR (up to 2 full-length runs)."""
+    work = tmp_path_factory.mktemp("sync")
+    (work / "space.yaml").write_text(SPACE.replace(
+        "reduction_factor: 2}", "reduction_factor: 2, promotion: sync, retune: {params: [optim.adam_lr], runs: 2}}"))
     started = init_ray(None)
+    console = Console(file=io.StringIO(), width=200)
     try:
-        result = run_sweep(prepare_space(tmp_path / "space.yaml"), SweepOptions(name="sync", workdir=tmp_path))
+        result = run_sweep(prepare_space(work / "space.yaml"), SweepOptions(name="sync", workdir=work), console=console)
     finally:
         if started:
             ray.shutdown()
-    trials = optuna.load_study(study_name="sync", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
+    (work / "console.txt").write_text(console.file.getvalue())
+    return work, result, optuna.load_study(study_name="sync", storage=f"sqlite:///{work / 'optuna.db'}").trials
+
+
+def halving(trials) -> list:
+    return [t for t in trials if rung(t).retune is None]
+
+
+def test_a_sync_horizon_sweep_runs_exactly_the_planned_runs_rung_after_rung(sync_sweep):
+    _, result, trials = sync_sweep
+    trials = halving(trials)
     assert result.exit_code == 0
     assert [len(runs_at(trials, k)) for k in (0, 1, 2)] == [4, 2, 1]
     for k in (0, 1):
         assert max(t.datetime_complete for t in runs_at(trials, k)) <= min(t.datetime_start for t in runs_at(trials, k + 1))
         assert {rung(t).config_trial for t in runs_at(trials, k + 1)} == {rung(t).config_trial for t in top(runs_at(trials, k), 2)}
+
+
+def test_the_retune_line_searches_the_best_full_length_run_s_parameter_after_the_halving(sync_sweep):
+    work, result, trials = sync_sweep
+    moved = [t for t in trials if rung(t).retune is not None]
+    (full,) = runs_at(halving(trials), 2)
+    assert 1 <= len(moved) <= 2 and all(t.state == T.COMPLETE for t in moved)
+    assert min(t.datetime_start for t in moved) >= max(t.datetime_complete for t in halving(trials))
+    spec = RetuneSpec(params=["optim.adam_lr"], runs=2)
+    for i, t in enumerate(moved):
+        r = rung(t)
+        assert (r.index, r.fidelity, r.config_trial, r.retune, r.promoted_from) == (2, 1.0, t.number, "optim.adam_lr", full.number)
+        assert {k: v for k, v in t.params.items() if k != "optim.adam_lr"} == {k: v for k, v in full.params.items() if k != "optim.adam_lr"}
+        tried = [(u.params["optim.adam_lr"], u.value) for u in moved[:i]]
+        assert t.params["optim.adam_lr"] == pytest.approx(line_search_step(full.params["optim.adam_lr"], full.value, tried, spec, 0.002, 0.03))
+        overrides = (work / "sweeps" / "sync" / "trials" / f"trial_{t.number:04d}" / "overrides.txt").read_text().splitlines()
+        assert "schedule.num_iterations=4" in overrides and f"optim.adam_lr={t.params['optim.adam_lr']!r}" in overrides
+    assert result.best.final_val_loss == min(t.value for t in [full, *moved])
+
+
+def test_the_console_names_each_retune_run_s_parameter_and_origin(sync_sweep):
+    work, _, trials = sync_sweep
+    text = (work / "console.txt").read_text()
+    assert "then a full-length retune of optim.adam_lr" in text
+    for t in (t for t in trials if rung(t).retune is not None):
+        assert re.search(rf"\] +#{t.number} .*retune of optim.adam_lr \(full length, from #{rung(t).promoted_from}\)", text)
+
+
+def test_each_retune_run_is_an_mlflow_run_tagged_with_its_parameter_and_reported(sync_sweep):
+    work, _, trials = sync_sweep
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("sync").experiment_id])
+    by_number = {int(r.data.tags["optuna_trial"]): r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    moved = [t for t in trials if rung(t).retune is not None]
+    for t in moved:
+        tags = by_number[t.number].data.tags
+        assert (tags["retune"], tags["promoted_from"], tags["config_trial"]) == ("optim.adam_lr", str(rung(t).promoted_from), str(t.number))
+    text = write_report("sync", f"sqlite:///{work / 'mlflow.db'}", out_dir=work / "report", log_to_mlflow=False).read_text()
+    assert "Full-length retune" in text
+    assert re.search(rf"\| #{moved[0].number} +\| optim.adam_lr +\| +#{rung(moved[0]).promoted_from} \|", text)
 
 
 def test_every_rung_s_run_is_an_mlflow_run_with_its_fidelity(horizon_sweep):
