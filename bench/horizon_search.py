@@ -9,7 +9,9 @@ corpus, repeated with several sampler seeds:
   asha      TPE + ASHA (`scheduler: asha`, grace = the first rung,        budget B
             same reduction factor): truncated runs compared at the same fraction of their schedule
   horizon   TPE + horizon halving (`scheduler: horizon`, `promotion:      budget B x --horizon-share
-            sync`): complete runs at each rung, the best 1/factor of a rung run again, longer
+            sync`): complete runs at each rung, the best 1/factor of a rung run again, longer;
+            with `--retune`, then a line search at full length over those params (its runs
+            counted in horizon's budget)
 
 `--sampler random` has ASHA and horizon propose at random instead of by TPE: with the same seed,
 the very configs random search runs, so the comparison isolates what the halving itself picks.
@@ -35,6 +37,8 @@ Examples:
   python bench/horizon_search.py --seeds 3 --out horizon_search.json           # CPU, tiny
   python bench/horizon_search.py --preset gpt2_124m --device cuda --data .gpuslice --seed-list 0 --out s0.json
   python bench/horizon_search.py --full-runs 27 --methods horizon --sampler random --out sh.json
+  python bench/horizon_search.py --full-runs 27 --horizon-share 0.3 --set optim.muon_weight_decay=0.01
+  python bench/horizon_search.py --full-runs 27 --horizon-share 0.3 --retune optim.adam_lr --sampler random
   python bench/horizon_search.py --merge s0.json s1.json s2.json                # one table from several calls
 """
 
@@ -75,6 +79,16 @@ PRESETS = {
 }
 
 
+def setting(text: str) -> tuple[str, object]:
+    """`KEY=VALUE` with a YAML value, as `speedrun sweep --set` takes it."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. schedule.num_iterations=270, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
 def rungs_of(text: str) -> list[float]:
     """`1/9,1/3,1` as fractions of the run."""
     return [float(Fraction(x)) for x in text.split(",")]
@@ -102,9 +116,10 @@ def asha_cost_per_config(rungs: list[float], factor: int) -> float:
 
 
 def plan(method: str, args) -> int:
-    """How many configs a method is given for its budget."""
+    """How many configs a method is given for its budget (horizon's: what its retune may spend aside)."""
     if method == "horizon":
-        return horizon_configs(args.rungs, args.factor, args.full_runs * args.horizon_share, PRESETS[args.preset]["steps"])
+        budget = args.full_runs * args.horizon_share - len(args.retune) * args.retune_runs
+        return horizon_configs(args.rungs, args.factor, budget, PRESETS[args.preset]["steps"])
     if method == "asha":
         return round(args.full_runs / asha_cost_per_config(args.rungs, args.factor))
     return args.full_runs
@@ -112,13 +127,14 @@ def plan(method: str, args) -> int:
 
 def space_yaml(method: str, args, configs: int, seed: int) -> str:
     p = PRESETS[args.preset]
-    base_set = {**p["set"], "runtime.device": args.device, "data.train_files": str(args.data / "proxy_train_*.bin"),
+    base_set = {**p["set"], **args.set, "runtime.device": args.device, "data.train_files": str(args.data / "proxy_train_*.bin"),
                 "data.val_files": str(args.data / "proxy_val_*.bin")}
     rungs = ", ".join(str(Fraction(f).limit_denominator(1000)) for f in args.rungs)
+    retune = f", retune: {{params: [{', '.join(args.retune)}], runs: {args.retune_runs}}}" if args.retune else ""
     scheduler = {
         "random": "none", "tpe": "none",
         "asha": f"{{name: asha, grace: {args.rungs[0]!r}, reduction_factor: {args.factor}, max_t: 1.0}}",
-        "horizon": f"{{name: horizon, rungs: [{rungs}], reduction_factor: {args.factor}, promotion: sync}}",
+        "horizon": f"{{name: horizon, rungs: [{rungs}], reduction_factor: {args.factor}, promotion: sync{retune}}}",
     }[method]
     startup = min(4, configs)
     random = method == "random" or (method in ("asha", "horizon") and args.sampler == "random")
@@ -182,16 +198,19 @@ def run_one(method: str, args, seed: int, work: Path, full_tokens: int) -> dict:
         result = run_sweep(prepare_space(path), options, console=Console(file=quiet))
     runs = runs_of(result, full_tokens)
     losses = [r["full_length_loss"] for r in runs if r["full_length_loss"] is not None]
-    return {"method": method, "variant": variant(method, args.rungs, args.factor, args.sampler), "seed": seed, "configs": configs, "runs": runs, "wall_s": time.time() - t0,
+    return {"method": method, "variant": variant(method, args.rungs, args.factor, args.sampler, args.retune), "seed": seed,
+            "configs": configs, "runs": runs, "wall_s": time.time() - t0,
             "cost": sum(r["cost"] for r in runs), "best": min(losses) if losses else None}
 
 
-def variant(method: str, rungs: list[float], factor: int, sampler: str = "tpe") -> str:
-    """A search's name in the tables: ASHA and horizon with their rungs and, unless TPE, their sampler."""
+def variant(method: str, rungs: list[float], factor: int, sampler: str = "tpe", retune: list[str] = ()) -> str:
+    """A search's name in the tables: ASHA and horizon with their rungs and, unless TPE, their
+    sampler; horizon with its retuned parameters."""
     if method not in ("asha", "horizon"):
         return method
     return (f"{method} ({', '.join(str(Fraction(f).limit_denominator(1000)) for f in rungs)}; factor {factor}"
-            + ("" if sampler == "tpe" else f"; {sampler}") + ")")
+            + ("" if sampler == "tpe" else f"; {sampler}")
+            + (f"; retune {', '.join(retune)}" if retune and method == "horizon" else "") + ")")
 
 
 def loaded(path: Path) -> list[dict]:
@@ -319,11 +338,17 @@ def main() -> None:
     ap.add_argument("--factor", type=int, default=DEFAULT_FACTOR, help="reduction factor of ASHA and horizon")
     ap.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
                     help="what proposes ASHA's and horizon's configs (random: the very configs random search runs)")
+    ap.add_argument("--retune", nargs="+", default=[], metavar="PARAM",
+                    help="horizon's full-length retune of these params (e.g. optim.adam_lr), out of its budget")
+    ap.add_argument("--retune-runs", type=int, default=2, help="the retune's runs per param, at most")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    ap.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
+                    help="a trainer setting over the preset's, in every search (repeatable)")
     ap.add_argument("--compile-cache", default=None, help="the sweeps' --compile-cache (default: the sweep's own)")
     ap.add_argument("--out", type=Path, help="write every run of every search here (JSON), after each search")
     ap.add_argument("--merge", type=Path, nargs="+", help="print the tables of these --out files and run nothing")
     args = ap.parse_args()
+    args.set = dict(args.set)
     if args.merge:
         merged = [r for path in args.merge for r in loaded(path)]
         print(summary(merged) + "\n\n" + fidelity_check(merged))
@@ -336,7 +361,7 @@ def main() -> None:
 
     p = PRESETS[args.preset]
     cfg = load_config(args.preset, [f"schedule.num_iterations={p['steps']}",
-                                    *(f"{k}={json.dumps(v)}" for k, v in p["set"].items())])
+                                    *(f"{k}={json.dumps(v)}" for k, v in {**p["set"], **args.set}.items())])
     sched = Schedules(cfg.schedule, cfg.model)
     full_tokens = sum(sched.batch_tokens(s) for s in range(cfg.schedule.num_iterations))
     meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "host": platform.node(),
