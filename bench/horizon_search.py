@@ -80,13 +80,14 @@ PRESETS = {
 
 
 def setting(text: str) -> tuple[str, object]:
-    """`KEY=VALUE` with a YAML value, as `speedrun sweep --set` takes it."""
-    import yaml
+    """`KEY=VALUE` with a YAML value, read as the trainer's `--set` reads it."""
+    from trainer.config import parse_override
+    from trainer.errors import InputError
 
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. schedule.num_iterations=270, got {text!r}")
-    return key, yaml.safe_load(value)
+    try:
+        return parse_override(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def rungs_of(text: str) -> list[float]:

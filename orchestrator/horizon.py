@@ -147,9 +147,10 @@ def retune_step(trials: Sequence[FrozenTrial], spec: SchedulerSpec, ranges: dict
     return None
 
 
-def retune(study: optuna.Study, spec: SchedulerSpec, ranges: dict[str, Any], configs: int) -> bool:
-    """Enqueue the next retune run, if one is due; whether one was."""
-    step = retune_step(study.get_trials(deepcopy=False), spec, ranges, configs)
+def retune(study: optuna.Study, trials: Sequence[FrozenTrial], spec: SchedulerSpec, ranges: dict[str, Any],
+           configs: int) -> bool:
+    """Enqueue the next retune run, if one is due after `trials` (the study's); whether one was."""
+    step = retune_step(trials, spec, ranges, configs)
     if step is not None:
         study.enqueue_trial(step[0], user_attrs=step[1], skip_if_exists=False)
     return step is not None
@@ -188,11 +189,10 @@ class HorizonSearch(SweepSearch):
     lowest rung, then runs the retune, and is finished once all of it has run. `ranges`: the
     space's distributions by name (the retune's bounds)."""
 
-    def __init__(self, *args: Any, scheduler: SchedulerSpec, configs: int, ranges: dict[str, Any] | None = None,
-                 **kwargs: Any):
+    def __init__(self, *args: Any, scheduler: SchedulerSpec, configs: int, ranges: dict[str, Any], **kwargs: Any):
         self.spec = scheduler
         self.configs = configs
-        self.ranges = ranges or {}
+        self.ranges = ranges
         self._stale = True  # promotions to look for: at start (a resumed study) and after each finished run
         self._idle = False
         super().__init__(*args, **kwargs)
@@ -212,7 +212,7 @@ class HorizonSearch(SweepSearch):
             trials = self._ot_study.get_trials(deepcopy=False)
             queued = any(t.state == TrialState.WAITING for t in trials)
             if not queued and self.spec.retune is not None:
-                queued = retune(self._ot_study, self.spec, self.ranges, self.configs)
+                queued = retune(self._ot_study, trials, self.spec, self.ranges, self.configs)
             self._idle = not queued and configs_proposed(trials) >= self.configs
             self._stale = False
         return self._idle

@@ -38,7 +38,9 @@ class Rung:
         out = {RUNG: self.index, FIDELITY: self.fidelity, CONFIG_TRIAL: self.config_trial}
         if self.promoted_from is not None:
             out[PROMOTED_FROM] = self.promoted_from
-        return out if self.retune is None else {**out, RETUNE: self.retune}
+        if self.retune is not None:
+            out[RETUNE] = self.retune
+        return out
 
 
 @dataclass

@@ -315,7 +315,8 @@ def _retune_checks(report: Report, space: SweepSpace) -> None:
         path = ("scheduler", "retune", "params", i)
         if d is None:
             floats = [n for n, x in searched.items() if isinstance(x, optuna.distributions.FloatDistribution)]
-            report.error(path, f"'{name}' is not a searched number of this space; expected one of: {', '.join(floats)}")
+            report.error(path, f"'{name}' is not a searched number of this space; expected one of: {', '.join(floats)}"
+                               f"{did_you_mean(name, floats)}")
         elif not isinstance(d, optuna.distributions.FloatDistribution):
             report.error(path, f"'{name}' is not a float range; the retune multiplies a float, e.g. {{float: [0.001, 0.1]}}")
         elif d.low <= 0:

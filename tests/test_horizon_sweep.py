@@ -245,7 +245,7 @@ def test_the_retune_ends_when_every_parameter_s_search_has():
         ("{name: asha, promotion: sync}", "scheduler: promotion: only for horizon, not asha"),
         ("{name: asha, retune: {params: [optim.adam_lr]}}", "scheduler: retune: only for horizon, not asha"),
         ("{name: horizon, retune: {params: [optim.adam_lrr]}}",
-         "scheduler.retune.params[0]: 'optim.adam_lrr' is not a searched number of this space; expected one of: optim.muon_lr, optim.adam_lr"),
+         "scheduler.retune.params[0]: 'optim.adam_lrr' is not a searched number of this space; expected one of: optim.muon_lr, optim.adam_lr (did you mean 'optim.adam_lr'?)"),
         ("{name: horizon, retune: {params: []}}", "scheduler.retune.params: got []; expected at least one searched parameter"),
         ("{name: horizon, retune: {params: [optim.adam_lr], factor: 1}}", "scheduler.retune.factor: got 1; expected greater than 1"),
     ],
