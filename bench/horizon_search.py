@@ -11,7 +11,7 @@ corpus, repeated with several sampler seeds:
   horizon   TPE + horizon halving (`scheduler: horizon`, `promotion:      budget B x --horizon-share
             sync`): complete runs at each rung, the best 1/factor of a rung run again, longer;
             with `--retune`, then a line search at full length over those params (its runs
-            counted in horizon's budget)
+            counted in horizon's budget); with `--hold`, some of them held at one value until then
 
 `--sampler random` has ASHA and horizon propose at random instead of by TPE: with the same seed,
 the very configs random search runs, so the comparison isolates what the halving itself picks.
@@ -39,6 +39,7 @@ Examples:
   python bench/horizon_search.py --full-runs 27 --methods horizon --sampler random --out sh.json
   python bench/horizon_search.py --full-runs 27 --horizon-share 0.3 --set optim.muon_weight_decay=0.01
   python bench/horizon_search.py --full-runs 27 --horizon-share 0.3 --retune optim.adam_lr --sampler random
+  python bench/horizon_search.py --full-runs 27 --horizon-share 0.28 --retune optim.adam_lr --hold optim.adam_lr=0.008
   python bench/horizon_search.py --merge s0.json s1.json s2.json                # one table from several calls
 """
 
@@ -131,7 +132,8 @@ def space_yaml(method: str, args, configs: int, seed: int) -> str:
     base_set = {**p["set"], **args.set, "runtime.device": args.device, "data.train_files": str(args.data / "proxy_train_*.bin"),
                 "data.val_files": str(args.data / "proxy_val_*.bin")}
     rungs = ", ".join(str(Fraction(f).limit_denominator(1000)) for f in args.rungs)
-    retune = f", retune: {{params: [{', '.join(args.retune)}], runs: {args.retune_runs}}}" if args.retune else ""
+    hold = f", hold: {{{', '.join(f'{k}: {v!r}' for k, v in args.hold.items())}}}" if args.hold else ""
+    retune = f", retune: {{params: [{', '.join(args.retune)}], runs: {args.retune_runs}{hold}}}" if args.retune else ""
     scheduler = {
         "random": "none", "tpe": "none",
         "asha": f"{{name: asha, grace: {args.rungs[0]!r}, reduction_factor: {args.factor}, max_t: 1.0}}",
@@ -199,19 +201,24 @@ def run_one(method: str, args, seed: int, work: Path, full_tokens: int) -> dict:
         result = run_sweep(prepare_space(path), options, console=Console(file=quiet))
     runs = runs_of(result, full_tokens)
     losses = [r["full_length_loss"] for r in runs if r["full_length_loss"] is not None]
-    return {"method": method, "variant": variant(method, args.rungs, args.factor, args.sampler, args.retune), "seed": seed,
+    return {"method": method, "variant": variant(method, args.rungs, args.factor, args.sampler, args.retune, args.hold), "seed": seed,
             "configs": configs, "runs": runs, "wall_s": time.time() - t0,
             "cost": sum(r["cost"] for r in runs), "best": min(losses) if losses else None}
 
 
-def variant(method: str, rungs: list[float], factor: int, sampler: str = "tpe", retune: list[str] = ()) -> str:
+def variant(method: str, rungs: list[float], factor: int, sampler: str = "tpe", retune: list[str] = (),
+            hold: dict[str, float] | None = None) -> str:
     """A search's name in the tables: ASHA and horizon with their rungs and, unless TPE, their
-    sampler; horizon with its retuned parameters."""
+    sampler; horizon with its retuned parameters and what it holds."""
     if method not in ("asha", "horizon"):
         return method
-    return (f"{method} ({', '.join(str(Fraction(f).limit_denominator(1000)) for f in rungs)}; factor {factor}"
-            + ("" if sampler == "tpe" else f"; {sampler}")
-            + (f"; retune {', '.join(retune)}" if retune and method == "horizon" else "") + ")")
+    name = f"{method} ({', '.join(str(Fraction(f).limit_denominator(1000)) for f in rungs)}; factor {factor}"
+    if sampler != "tpe":
+        name += f"; {sampler}"
+    if retune and method == "horizon":
+        hold = hold or {}
+        name += "; retune " + ", ".join(p + (f" held at {hold[p]:g}" if p in hold else "") for p in retune)
+    return name + ")"
 
 
 def loaded(path: Path) -> list[dict]:
@@ -342,6 +349,8 @@ def main() -> None:
     ap.add_argument("--retune", nargs="+", default=[], metavar="PARAM",
                     help="horizon's full-length retune of these params (e.g. optim.adam_lr), out of its budget")
     ap.add_argument("--retune-runs", type=int, default=2, help="the retune's runs per param, at most")
+    ap.add_argument("--hold", type=setting, action="append", default=[], metavar="PARAM=VALUE",
+                    help="hold a --retune param at VALUE through the halving (e.g. optim.adam_lr=0.008)")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     ap.add_argument("--set", type=setting, action="append", default=[], metavar="KEY=VALUE",
                     help="a trainer setting over the preset's, in every search (repeatable)")
@@ -350,6 +359,7 @@ def main() -> None:
     ap.add_argument("--merge", type=Path, nargs="+", help="print the tables of these --out files and run nothing")
     args = ap.parse_args()
     args.set = dict(args.set)
+    args.hold = dict(args.hold)
     if args.merge:
         merged = [r for path in args.merge for r in loaded(path)]
         print(summary(merged) + "\n\n" + fidelity_check(merged))

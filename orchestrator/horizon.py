@@ -18,13 +18,15 @@ whose best value shifts with the run's length was chosen at the short rungs, so 
 full-length config is run again with it moved, one run at a time. Each such run is a new config
 (its own `config_trial`) at the last rung with user attributes `retune` (the parameter) and
 `promoted_from` (the run it moved away from); the study holds the search's state as it holds the
-promotions'.
+promotions'. A parameter in `retune.hold` keeps one value through the halving (`halving_space`),
+so the short rungs, which may favour another value of it, rank configs on the others alone.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -34,7 +36,7 @@ from ray.tune.search import Searcher
 from orchestrator.outcome import INTERRUPTED, PROMOTED_FROM, RETUNE, STATUS
 from orchestrator.records import Rung
 from orchestrator.search import SweepSearch
-from search_spaces import RetuneSpec, SchedulerSpec
+from search_spaces import RetuneSpec, SchedulerSpec, SweepSpace
 
 
 def rung_of(t: FrozenTrial) -> Rung | None:
@@ -154,6 +156,17 @@ def retune(study: optuna.Study, trials: Sequence[FrozenTrial], spec: SchedulerSp
     if step is not None:
         study.enqueue_trial(step[0], user_attrs=step[1], skip_if_exists=False)
     return step is not None
+
+
+def halving_space(space: SweepSpace) -> Callable[[optuna.Trial], dict[str, Any]]:
+    """The space's define-by-run function for a horizon sweep: `retune.hold`'s parameters at their
+    held values, except in retune runs, which move them. Picklable, as Tune checkpoints its searcher."""
+    retune = space.scheduler.retune
+    return functools.partial(_define_by_run, space, retune.hold if retune is not None else {})
+
+
+def _define_by_run(space: SweepSpace, hold: dict[str, float], trial: optuna.Trial) -> dict[str, Any]:
+    return space.define_by_run(trial, {} if RETUNE in trial.user_attrs else hold)
 
 
 def sampler_caveat(sampler: str, spec: SchedulerSpec) -> str | None:

@@ -275,7 +275,7 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
     from ray.tune.search import ConcurrencyLimiter
 
     from orchestrator.callback import SweepCallback
-    from orchestrator.horizon import HorizonSearch, expected_runs, max_runs, sampler_caveat
+    from orchestrator.horizon import HorizonSearch, expected_runs, halving_space, max_runs, sampler_caveat
     from orchestrator.progress import SweepConsole, leaderboard_text
     from orchestrator.resume import Carryover, reconcile
     from orchestrator.search import SweepSearch
@@ -342,11 +342,12 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
                        + (" once all of the rung has run" if space.scheduler.promotion == "sync" else ""))
             if (r := space.scheduler.retune) is not None:
                 view.print(f"then a full-length retune of {', '.join(r.params)}: the best run again with each moved by "
-                           f"x{r.factor:g} or /{r.factor:g} while that improves, up to {r.runs} run(s) each")
+                           f"x{r.factor:g} or /{r.factor:g} while that improves, up to {r.runs} run(s) each"
+                           + (f"; held at {', '.join(f'{k} = {v:g}' for k, v in r.hold.items())} until then" if r.hold else ""))
             if caveat := sampler_caveat(space.sampler.name, space.scheduler):
                 view.print(f"[yellow]warning:[/] {caveat}")
-            searcher = HorizonSearch(**search, scheduler=space.scheduler, configs=budget.trials,
-                                     ranges=space.distributions())
+            searcher = HorizonSearch(**{**search, "space": halving_space(space)}, scheduler=space.scheduler,
+                                     configs=budget.trials, ranges=space.distributions())
         else:
             searcher = SweepSearch(**search)
         scheduler = None

@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -136,11 +136,14 @@ class RetuneSpec(_Section):
     parameter in turn, the best full-length run so far is run again with that parameter multiplied
     by `factor`, and again while that improves; if the first step up does not, divided instead.
     At most `runs` runs per parameter, within the parameter's range. For parameters whose best
-    value shifts with the run's length, which the shorter rungs chose them at (e.g. learning rates)."""
+    value shifts with the run's length, which the shorter rungs chose them at (e.g. learning rates).
+    `hold`: some of `params` kept at these values through the halving, so that rungs which favour
+    another value of them rank configs on the other parameters alone; their line search starts there."""
 
     params: list[str]
     factor: float = Field(2.0, gt=1)
     runs: int = Field(2, ge=1)
+    hold: dict[str, float] = {}
 
     @field_validator("params")
     @classmethod
@@ -277,11 +280,15 @@ class SweepSpace(BaseModel):
         """The Optuna distribution of every searched number, by name (for enqueue/add_trial)."""
         return {name: leaf.distribution() for name, leaf in self.leaves() if leaf.searched}
 
-    def define_by_run(self, trial: optuna.Trial) -> dict[str, Any]:
+    def define_by_run(self, trial: optuna.Trial, hold: Mapping[str, float] | None = None) -> dict[str, Any]:
         """Suggest every searched number on `trial` (an Optuna trial or Ray Tune's captor of
-        one); return the constant params ({key: value} of each `fixed` param)."""
+        one), those named in `hold` (floats) as that one value; return the constant params
+        ({key: value} of each `fixed` param)."""
+        hold = hold or {}
         for name, leaf in self.leaves():
-            if leaf.searched:
+            if name in hold:  # one value's range, so that Optuna records it like the others
+                trial.suggest_float(name, hold[name], hold[name], log=leaf.log)
+            elif leaf.searched:
                 leaf.suggest(trial, name)
         return {key: p.value for key, p in self.params.items() if isinstance(p, FixedParam)}
 

@@ -308,7 +308,7 @@ def _horizon_checks(report: Report, space: SweepSpace) -> None:
 
 def _retune_checks(report: Report, space: SweepSpace) -> None:
     """A retuned parameter is a searched float of the space whose range lies above 0 (the line
-    search multiplies it)."""
+    search multiplies it); a held one is retuned and held inside its range."""
     searched = space.distributions()
     for i, name in enumerate(space.scheduler.retune.params):
         d = searched.get(name)
@@ -321,6 +321,13 @@ def _retune_checks(report: Report, space: SweepSpace) -> None:
             report.error(path, f"'{name}' is not a float range; the retune multiplies a float, e.g. {{float: [0.001, 0.1]}}")
         elif d.low <= 0:
             report.error(path, f"'{name}' ranges from {d.low:g}; the retune multiplies it, so expected a range above 0")
+    for name, value in space.scheduler.retune.hold.items():
+        path, d = ("scheduler", "retune", "hold", name), searched.get(name)
+        if name not in space.scheduler.retune.params:
+            report.error(path, f"'{name}' is not retuned; expected one of scheduler.retune.params: "
+                               f"{', '.join(space.scheduler.retune.params)}")
+        elif isinstance(d, optuna.distributions.FloatDistribution) and not d.low <= value <= d.high:
+            report.error(path, f"{value:g} is outside '{name}''s range [{d.low:g}, {d.high:g}]; expected a value in it")
 
 
 def _fixed_keys(space: SweepSpace) -> list[tuple[str, Path_]]:

@@ -27,7 +27,7 @@ from optuna.trial import TrialState, create_trial
 from rich.console import Console
 
 from analysis.report import write_report
-from orchestrator.horizon import due_promotions, line_search_step, promote, retune_step, sampler_caveat
+from orchestrator.horizon import due_promotions, halving_space, line_search_step, promote, retune_step, sampler_caveat
 from orchestrator.progress import SweepConsole
 from orchestrator.records import Rung, TrialRecord
 from orchestrator.sweep import SweepOptions, init_ray, prepare_space, run_sweep
@@ -220,6 +220,23 @@ def test_an_interrupted_retune_run_counts_as_its_retry():
     assert params["x"] == pytest.approx(0.8)  # up again from the retry's better run
 
 
+def test_a_held_parameter_keeps_its_value_through_the_halving_and_moves_in_retune_runs(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(SPACE.replace("reduction_factor: 2}", "reduction_factor: 2, retune: {params: [optim.adam_lr], hold: {optim.adam_lr: 0.01}}}"))
+    define_by_run = halving_space(load_space(path))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(3):
+        trial = study.ask()
+        define_by_run(trial)
+        assert trial.params["optim.adam_lr"] == 0.01
+    assert len({t.params["optim.muon_lr"] for t in study.trials}) == 3
+    study.enqueue_trial({"optim.muon_lr": 0.05, "optim.adam_lr": 0.02}, user_attrs={"retune": "optim.adam_lr", "promoted_from": 0})
+    trial = study.ask()
+    define_by_run(trial)
+    assert trial.params == {"optim.muon_lr": 0.05, "optim.adam_lr": 0.02}
+    assert trial.distributions["optim.adam_lr"] == FloatDistribution(0.002, 0.03, log=True)
+
+
 def test_the_retune_ends_when_every_parameter_s_search_has():
     study = full_length_study([(0.1, 3.0), (0.2, 2.5)], retuned=[("x", 0.4, 2.6, 3), ("y", 0.2, 2.6, 3)])
     assert retune_step(study.trials, ONE_RUNG, RANGES, configs=2) is None
@@ -248,9 +265,14 @@ def test_the_retune_ends_when_every_parameter_s_search_has():
          "scheduler.retune.params[0]: 'optim.adam_lrr' is not a searched number of this space; expected one of: optim.muon_lr, optim.adam_lr (did you mean 'optim.adam_lr'?)"),
         ("{name: horizon, retune: {params: []}}", "scheduler.retune.params: got []; expected at least one searched parameter"),
         ("{name: horizon, retune: {params: [optim.adam_lr], factor: 1}}", "scheduler.retune.factor: got 1; expected greater than 1"),
+        ("{name: horizon, retune: {params: [optim.adam_lr], hold: {optim.muon_lr: 0.02}}}",
+         "scheduler.retune.hold.optim.muon_lr: 'optim.muon_lr' is not retuned; expected one of scheduler.retune.params: optim.adam_lr"),
+        ("{name: horizon, retune: {params: [optim.adam_lr], hold: {optim.adam_lr: 0.05}}}",
+         "scheduler.retune.hold.optim.adam_lr: 0.05 is outside 'optim.adam_lr''s range [0.002, 0.03]; expected a value in it"),
     ],
     ids=["decreasing", "short-of-full", "zero", "one-rung", "factor", "asha-field", "horizon-field", "too-few-trials",
-         "bad-fraction", "bad-promotion", "asha-promotion", "asha-retune", "retune-unknown", "retune-none", "retune-factor"],
+         "bad-fraction", "bad-promotion", "asha-promotion", "asha-retune", "retune-unknown", "retune-none", "retune-factor",
+         "hold-not-retuned", "hold-out-of-range"],
 )
 def test_a_bad_horizon_scheduler_is_reported_at_its_field(tmp_path, scheduler, expected):
     path = tmp_path / "space.yaml"
@@ -365,10 +387,11 @@ def test_the_best_half_of_each_finished_rung_went_on_once(horizon_sweep):
 
 @pytest.fixture(scope="module")
 def sync_sweep(tmp_path_factory):
-    """Sync halving, then a retune of the Adam LR (up to 2 full-length runs)."""
+    """Sync halving with the Adam LR held at 0.01, then its retune (up to 2 full-length runs)."""
     work = tmp_path_factory.mktemp("sync")
     (work / "space.yaml").write_text(SPACE.replace(
-        "reduction_factor: 2}", "reduction_factor: 2, promotion: sync, retune: {params: [optim.adam_lr], runs: 2}}"))
+        "reduction_factor: 2}",
+        "reduction_factor: 2, promotion: sync, retune: {params: [optim.adam_lr], runs: 2, hold: {optim.adam_lr: 0.01}}}"))
     started = init_ray(None)
     console = Console(file=io.StringIO(), width=200)
     try:
@@ -394,6 +417,14 @@ def test_a_sync_horizon_sweep_runs_exactly_the_planned_runs_rung_after_rung(sync
         assert {rung(t).config_trial for t in runs_at(trials, k + 1)} == {rung(t).config_trial for t in top(runs_at(trials, k), 2)}
 
 
+def test_every_run_of_the_halving_has_the_held_adam_lr(sync_sweep):
+    work, _, trials = sync_sweep
+    assert {t.params["optim.adam_lr"] for t in halving(trials)} == {0.01}
+    assert len({t.params["optim.muon_lr"] for t in runs_at(trials, 0)}) == 4
+    overrides = (work / "sweeps" / "sync" / "trials" / f"trial_{trials[0].number:04d}" / "overrides.txt").read_text()
+    assert "optim.adam_lr=0.01\n" in overrides
+
+
 def test_the_retune_line_searches_the_best_full_length_run_s_parameter_after_the_halving(sync_sweep):
     work, result, trials = sync_sweep
     moved = [t for t in trials if rung(t).retune is not None]
@@ -415,7 +446,7 @@ def test_the_retune_line_searches_the_best_full_length_run_s_parameter_after_the
 def test_the_console_names_each_retune_run_s_parameter_and_origin(sync_sweep):
     work, _, trials = sync_sweep
     text = (work / "console.txt").read_text()
-    assert "then a full-length retune of optim.adam_lr" in text
+    assert "then a full-length retune of optim.adam_lr" in text and "held at optim.adam_lr = 0.01 until then" in text
     for t in (t for t in trials if rung(t).retune is not None):
         assert re.search(rf"\] +#{t.number} .*retune of optim.adam_lr \(full length, from #{rung(t).promoted_from}\)", text)
 
