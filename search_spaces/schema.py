@@ -48,7 +48,8 @@ Grammar (every top-level key except `base`, `params` and `budget` is optional)::
                                    # grace / max_t: fractions of each trial's own schedule
     # or horizon halving over complete runs: {name: horizon, rungs: [1/9, 1/3, 1],
     #                                         reduction_factor: 3, promotion: sync,  # or async
-    #                                         retune: {params: [optim.adam_lr], factor: 2, runs: 2}}
+    #                                         retune: {params: [optim.adam_lr], factor: 2, runs: 2,
+    #                                                  hold: {optim.adam_lr: 0.008}}}  # hold: optional
     resources: {gpus: 1, cpus: 8}  # per trial; world_size = max(gpus, 1)
 
 `sampler`, `scheduler` and `objective` also take a bare name (`sampler: random`).
