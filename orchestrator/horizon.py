@@ -12,6 +12,8 @@ The Optuna study is the state: a rung's members are its trials' user attributes,
 due when the config has no trial at the next rung yet (queued, running or finished), so a driver
 that resumes a killed sweep rebuilds everything from the study and neither loses nor repeats a
 promotion. `budget.trials` counts the configs proposed (rung-0 runs); promotions come on top.
+With `detrend`, a rung ranks its runs by what a linear fit of their losses in those parameters
+leaves over (`rung_scores`), for a parameter whose effect the short runs get backwards.
 
 `retune` adds a line search at full length once the halving is over (`retune_step`): a parameter
 whose best value shifts with the run's length was chosen at the short rungs, so the best
@@ -26,9 +28,10 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
@@ -48,11 +51,29 @@ def configs_proposed(trials: Sequence[FrozenTrial]) -> int:
     return len({r.config_trial for r in map(rung_of, trials) if r is not None and r.index == 0})
 
 
-def due_promotions(trials: Sequence[FrozenTrial], spec: SchedulerSpec, configs: int = 0) -> list[tuple[FrozenTrial, Rung]]:
+def rung_scores(runs: Sequence[FrozenTrial], spec: SchedulerSpec, ranges: Mapping[str, Any]) -> dict[int, float]:
+    """The score, lower better, of each of one rung's runs with a finite loss, by trial number: its
+    loss, or with `spec.detrend`, what is left of it after a least-squares fit linear in those
+    parameters (log-scaled where their distribution in `ranges` is): a short rung that favours
+    another value of them than the full run ranks configs on the rest. The loss itself while the
+    rung has too few runs for the fit to leave anything to rank (fewer than parameters + 3)."""
+    finite = [t for t in runs if t.value is not None and math.isfinite(t.value)]
+    if len(finite) < len(spec.detrend) + 3:
+        return {t.number: t.value for t in finite}
+    loss = np.array([t.value for t in finite])
+    design = np.array([[1.0] + [math.log(t.params[n]) if ranges[n].log else float(t.params[n]) for n in spec.detrend]
+                       for t in finite])
+    coef, *_ = np.linalg.lstsq(design, loss, rcond=None)
+    return {t.number: float(r) for t, r in zip(finite, loss - design @ coef)}
+
+
+def due_promotions(trials: Sequence[FrozenTrial], spec: SchedulerSpec, configs: int = 0,
+                   ranges: Mapping[str, Any] | None = None) -> list[tuple[FrozenTrial, Rung]]:
     """(run, the rung its config goes to) for each config in the best 1/reduction_factor of the
-    finished runs at its rung that has no run at the next rung yet. Finished: told COMPLETE (a
-    diverged run counts, with its inf, and is never promoted); failed runs do not count. With
-    `promotion: sync` only rungs that are closed (`rung_closed`, `configs` proposed) promote."""
+    finished runs at its rung (by `rung_scores`; `ranges`: the space's distributions by name)
+    that has no run at the next rung yet. Finished: told COMPLETE (a diverged run counts, with
+    its inf, and is never promoted); failed runs do not count. With `promotion: sync` only rungs
+    that are closed (`rung_closed`, `configs` proposed) promote."""
     placed = {(r.config_trial, r.index) for r in map(rung_of, trials) if r is not None}
     out = []
     for k, fidelity in enumerate(spec.rungs[1:]):
@@ -60,7 +81,8 @@ def due_promotions(trials: Sequence[FrozenTrial], spec: SchedulerSpec, configs: 
             break  # the rungs above cannot have runs yet
         done = [t for t in trials if t.state == TrialState.COMPLETE and (r := rung_of(t)) is not None and r.index == k]
         keep = math.floor(len(done) / spec.reduction_factor + 1e-9)
-        ranked = sorted((t for t in done if t.value is not None and math.isfinite(t.value)), key=lambda t: (t.value, t.number))
+        scores = rung_scores(done, spec, ranges or {})
+        ranked = sorted((t for t in done if t.number in scores), key=lambda t: (scores[t.number], t.number))
         for t in ranked[:keep]:
             config = rung_of(t).config_trial
             if (config, k + 1) not in placed:
@@ -79,9 +101,10 @@ def rung_closed(trials: Sequence[FrozenTrial], k: int, configs: int) -> bool:
     return below and not any(t.state in pending and (r := rung_of(t)) is not None and r.index == k for t in trials)
 
 
-def promote(study: optuna.Study, spec: SchedulerSpec, configs: int = 0) -> list[tuple[FrozenTrial, Rung]]:
+def promote(study: optuna.Study, spec: SchedulerSpec, configs: int = 0,
+            ranges: Mapping[str, Any] | None = None) -> list[tuple[FrozenTrial, Rung]]:
     """Enqueue every due promotion; what was enqueued."""
-    due = due_promotions(study.get_trials(deepcopy=False), spec, configs)
+    due = due_promotions(study.get_trials(deepcopy=False), spec, configs, ranges)
     for t, rung in due:
         study.enqueue_trial(t.params, user_attrs=rung.attrs(), skip_if_exists=False)
     return due
@@ -221,7 +244,7 @@ class HorizonSearch(SweepSearch):
         """No run queued and every config proposed; looked up in the study only when that may have
         changed, since Tune asks again and again while the answer is no."""
         if self._stale:
-            promote(self._ot_study, self.spec, self.configs)
+            promote(self._ot_study, self.spec, self.configs, self.ranges)
             trials = self._ot_study.get_trials(deepcopy=False)
             queued = any(t.state == TrialState.WAITING for t in trials)
             if not queued and self.spec.retune is not None:

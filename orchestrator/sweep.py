@@ -340,6 +340,8 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
             view.print(f"horizon halving: configs run at {', '.join(f'{f:g}' for f in space.scheduler.rungs)} of the "
                        f"full length; the best 1/{space.scheduler.reduction_factor:g} of each rung go on to the next"
                        + (" once all of the rung has run" if space.scheduler.promotion == "sync" else ""))
+            if space.scheduler.detrend:
+                view.print(f"each shorter rung ranks its runs by loss less its linear trend in {', '.join(space.scheduler.detrend)}")
             if (r := space.scheduler.retune) is not None:
                 view.print(f"then a full-length retune of {', '.join(r.params)}: the best run again with each moved by "
                            f"x{r.factor:g} or /{r.factor:g} while that improves, up to {r.runs} run(s) each"

@@ -48,6 +48,7 @@ Grammar (every top-level key except `base`, `params` and `budget` is optional)::
                                    # grace / max_t: fractions of each trial's own schedule
     # or horizon halving over complete runs: {name: horizon, rungs: [1/9, 1/3, 1],
     #                                         reduction_factor: 3, promotion: sync,  # or async
+    #                                         detrend: [optim.adam_lr],              # optional
     #                                         retune: {params: [optim.adam_lr], factor: 2, runs: 2,
     #                                                  hold: {optim.adam_lr: 0.008}}}  # hold: optional
     resources: {gpus: 1, cpus: 8}  # per trial; world_size = max(gpus, 1)
@@ -165,7 +166,9 @@ class SchedulerSpec(_Section):
     of each rung's finished runs are run again, from scratch, at the next rung's length: as soon as
     they are among the best (`promotion: async`, as in ASHA), or once every run of the rung has
     finished (`sync`, classic successive halving: exactly the planned runs, a barrier per rung).
-    `retune` (horizon only) adds a full-length line search over some parameters at the end."""
+    `detrend` (horizon only) ranks the runs of each rung below the last by their loss less its
+    linear trend in those parameters (log-scaled where their range is). `retune` (horizon only)
+    adds a full-length line search over some parameters at the end."""
 
     name: Literal["none", "asha", "horizon"] = "none"
     grace: float = Field(0.5, gt=0, le=1)
@@ -173,9 +176,11 @@ class SchedulerSpec(_Section):
     max_t: float = Field(1.0, gt=0, le=1)
     rungs: list[float] = [0.25, 0.5, 1.0]
     promotion: Literal["async", "sync"] = "async"
+    detrend: list[str] = []
     retune: RetuneSpec | None = None
 
-    _ONLY: ClassVar[dict[str, set[str]]] = {"asha": {"grace", "max_t"}, "horizon": {"rungs", "promotion", "retune"}}
+    _ONLY: ClassVar[dict[str, set[str]]] = {"asha": {"grace", "max_t"},
+                                            "horizon": {"rungs", "promotion", "detrend", "retune"}}
 
     @field_validator("rungs", mode="before")
     @classmethod

@@ -302,8 +302,19 @@ def _horizon_checks(report: Report, space: SweepSpace) -> None:
         report.error(("budget", "trials"), f"{space.budget.trials} configs never reach the last rung: with "
                      f"{len(space.scheduler.rungs)} rungs and reduction_factor {space.scheduler.reduction_factor:g} "
                      f"one config in {need} does; expected trials >= {need}")
+    _detrend_checks(report, space)
     if space.scheduler.retune is not None:
         _retune_checks(report, space)
+
+
+def _detrend_checks(report: Report, space: SweepSpace) -> None:
+    """A detrended parameter is a searched number of the space (a trend in a choice means nothing)."""
+    searched = space.distributions()
+    numbers = [n for n, d in searched.items() if not isinstance(d, optuna.distributions.CategoricalDistribution)]
+    for i, name in enumerate(space.scheduler.detrend):
+        if name not in numbers:
+            report.error(("scheduler", "detrend", i), f"'{name}' is not a searched number of this space; expected one "
+                                                       f"of: {', '.join(numbers)}{did_you_mean(name, numbers)}")
 
 
 def _retune_checks(report: Report, space: SweepSpace) -> None:

@@ -27,7 +27,8 @@ from optuna.trial import TrialState, create_trial
 from rich.console import Console
 
 from analysis.report import write_report
-from orchestrator.horizon import due_promotions, halving_space, line_search_step, promote, retune_step, sampler_caveat
+from orchestrator.horizon import (due_promotions, halving_space, line_search_step, promote, retune_step, rung_scores,
+                                  sampler_caveat)
 from orchestrator.progress import SweepConsole
 from orchestrator.records import Rung, TrialRecord
 from orchestrator.sweep import SweepOptions, init_ray, prepare_space, run_sweep
@@ -124,6 +125,35 @@ def test_sync_promotion_closes_a_rung_only_once_the_rung_below_has_closed():
     study = study_of({0: [(0, 5.0), (1, 4.0), (2, 6.0), (3, 3.0)], 1: [(1, 3.5), (3, 2.5)]})
     assert [(r.config_trial, r.index) for _, r in due_promotions(study.trials, spec, configs=5)] == []
     assert [(r.config_trial, r.index) for _, r in due_promotions(study.trials, spec, configs=4)] == [(3, 2)]
+
+
+def trend_study(runs: list[tuple[float, float, float]]) -> optuna.Study:
+    """Rung-0 runs [(lr, other, loss)] of a space with a log-scaled `lr` and a linear `other`."""
+    study = optuna.create_study()
+    dists = {"lr": FloatDistribution(1e-3, 1e-1, log=True), "other": FloatDistribution(0, 1)}
+    for i, (lr, other, loss) in enumerate(runs):
+        study.add_trial(create_trial(params={"lr": lr, "other": other}, distributions=dists, value=loss,
+                                     user_attrs=Rung(0, RUNGS[0], i).attrs()))
+    return study
+
+
+def test_a_detrended_rung_promotes_on_what_the_parameter_s_linear_trend_leaves_over():
+    # loss = 2 log10(lr) + 10 + other, `other` averaging 0.5 at each lr: a low lr looks best, the
+    # lowest `other` is best once the lr's trend is taken out
+    runs = [(lr, other, 2 * math.log10(lr) + 10 + other) for lr, other in
+            [(0.001, 0.3), (0.001, 0.7), (0.01, 0.2), (0.01, 0.8), (0.1, 0.0), (0.1, 1.0)]]
+    study = trend_study(runs)
+    plain = SchedulerSpec(name="horizon", rungs=RUNGS, reduction_factor=3)
+    detrended = plain.model_copy(update={"detrend": ["lr"]})
+    ranges = {"lr": FloatDistribution(1e-3, 1e-1, log=True)}
+    assert [t.number for t, _ in due_promotions(study.trials, plain)] == [0, 1]
+    assert [t.number for t, _ in due_promotions(study.trials, detrended, ranges=ranges)] == [4, 2]
+
+
+def test_a_detrended_rung_ranks_by_loss_until_it_has_enough_runs_to_fit():
+    study = trend_study([(0.001, 0.9, 4.0), (0.01, 0.1, 5.0), (0.1, 0.0, 6.0), (0.05, 0.5, math.inf)])
+    spec = SchedulerSpec(name="horizon", rungs=RUNGS, reduction_factor=2, detrend=["lr"])
+    assert rung_scores(study.trials, spec, {"lr": FloatDistribution(1e-3, 1e-1, log=True)}) == {0: 4.0, 1: 5.0, 2: 6.0}
 
 
 def test_the_console_count_grows_when_async_promotion_runs_more_than_expected():
@@ -269,10 +299,13 @@ def test_the_retune_ends_when_every_parameter_s_search_has():
          "scheduler.retune.hold.optim.muon_lr: 'optim.muon_lr' is not retuned; expected one of scheduler.retune.params: optim.adam_lr"),
         ("{name: horizon, retune: {params: [optim.adam_lr], hold: {optim.adam_lr: 0.05}}}",
          "scheduler.retune.hold.optim.adam_lr: 0.05 is outside 'optim.adam_lr''s range [0.002, 0.03]; expected a value in it"),
+        ("{name: horizon, detrend: [optim.adamlr]}",
+         "scheduler.detrend[0]: 'optim.adamlr' is not a searched number of this space; expected one of: optim.muon_lr, optim.adam_lr (did you mean 'optim.adam_lr'?)"),
+        ("{name: asha, detrend: [optim.adam_lr]}", "scheduler: detrend: only for horizon, not asha"),
     ],
     ids=["decreasing", "short-of-full", "zero", "one-rung", "factor", "asha-field", "horizon-field", "too-few-trials",
          "bad-fraction", "bad-promotion", "asha-promotion", "asha-retune", "retune-unknown", "retune-none", "retune-factor",
-         "hold-not-retuned", "hold-out-of-range"],
+         "hold-not-retuned", "hold-out-of-range", "detrend-unknown", "asha-detrend"],
 )
 def test_a_bad_horizon_scheduler_is_reported_at_its_field(tmp_path, scheduler, expected):
     path = tmp_path / "space.yaml"
@@ -387,11 +420,12 @@ def test_the_best_half_of_each_finished_rung_went_on_once(horizon_sweep):
 
 @pytest.fixture(scope="module")
 def sync_sweep(tmp_path_factory):
-    """Sync halving with the Adam LR held at 0.01, then its retune (up to 2 full-length runs)."""
+    """Sync halving, detrended in the Muon LR, with the Adam LR held at 0.01, then its retune (up
+    to 2 full-length runs)."""
     work = tmp_path_factory.mktemp("sync")
     (work / "space.yaml").write_text(SPACE.replace(
-        "reduction_factor: 2}",
-        "reduction_factor: 2, promotion: sync, retune: {params: [optim.adam_lr], runs: 2, hold: {optim.adam_lr: 0.01}}}"))
+        "reduction_factor: 2}", "reduction_factor: 2, promotion: sync, detrend: [optim.muon_lr], "
+                                "retune: {params: [optim.adam_lr], runs: 2, hold: {optim.adam_lr: 0.01}}}"))
     started = init_ray(None)
     console = Console(file=io.StringIO(), width=200)
     try:
@@ -412,9 +446,13 @@ def test_a_sync_horizon_sweep_runs_exactly_the_planned_runs_rung_after_rung(sync
     trials = halving(trials)
     assert result.exit_code == 0
     assert [len(runs_at(trials, k)) for k in (0, 1, 2)] == [4, 2, 1]
+    spec = SchedulerSpec(name="horizon", rungs=RUNGS, reduction_factor=2, detrend=["optim.muon_lr"])
+    ranges = {"optim.muon_lr": FloatDistribution(0.01, 0.1, log=True)}
     for k in (0, 1):
         assert max(t.datetime_complete for t in runs_at(trials, k)) <= min(t.datetime_start for t in runs_at(trials, k + 1))
-        assert {rung(t).config_trial for t in runs_at(trials, k + 1)} == {rung(t).config_trial for t in top(runs_at(trials, k), 2)}
+        scores = rung_scores(runs_at(trials, k), spec, ranges)  # rung 0 detrended, rung 1 too small to fit
+        best = sorted(scores, key=lambda n: (scores[n], n))[:len(runs_at(trials, k)) // 2]
+        assert {rung(t).config_trial for t in runs_at(trials, k + 1)} == {rung(t).config_trial for t in trials if t.number in best}
 
 
 def test_every_run_of_the_halving_has_the_held_adam_lr(sync_sweep):
@@ -447,6 +485,7 @@ def test_the_console_names_each_retune_run_s_parameter_and_origin(sync_sweep):
     work, _, trials = sync_sweep
     text = (work / "console.txt").read_text()
     assert "then a full-length retune of optim.adam_lr" in text and "held at optim.adam_lr = 0.01 until then" in text
+    assert "each shorter rung ranks its runs by loss less its linear trend in optim.muon_lr" in text
     for t in (t for t in trials if rung(t).retune is not None):
         assert re.search(rf"\] +#{t.number} .*retune of optim.adam_lr \(full length, from #{rung(t).promoted_from}\)", text)
 
