@@ -302,32 +302,36 @@ def _horizon_checks(report: Report, space: SweepSpace) -> None:
         report.error(("budget", "trials"), f"{space.budget.trials} configs never reach the last rung: with "
                      f"{len(space.scheduler.rungs)} rungs and reduction_factor {space.scheduler.reduction_factor:g} "
                      f"one config in {need} does; expected trials >= {need}")
-    _detrend_checks(report, space)
-    if space.scheduler.retune is not None:
-        _retune_checks(report, space)
-
-
-def _detrend_checks(report: Report, space: SweepSpace) -> None:
-    """A detrended parameter is a searched number of the space (a trend in a choice means nothing)."""
     searched = space.distributions()
+    _detrend_checks(report, space, searched)
+    if space.scheduler.retune is not None:
+        _retune_checks(report, space, searched)
+
+
+def _not_searched(report: Report, path: Path_, name: str, candidates: list[str]) -> None:
+    report.error(path, f"'{name}' is not a searched number of this space; expected one of: {', '.join(candidates)}"
+                       f"{did_you_mean(name, candidates)}")
+
+
+def _detrend_checks(report: Report, space: SweepSpace, searched: dict[str, Any]) -> None:
+    """A detrended parameter is a searched number of the space (a trend in a choice means nothing);
+    `searched`: the space's distributions."""
     numbers = [n for n, d in searched.items() if not isinstance(d, optuna.distributions.CategoricalDistribution)]
     for i, name in enumerate(space.scheduler.detrend):
         if name not in numbers:
-            report.error(("scheduler", "detrend", i), f"'{name}' is not a searched number of this space; expected one "
-                                                       f"of: {', '.join(numbers)}{did_you_mean(name, numbers)}")
+            _not_searched(report, ("scheduler", "detrend", i), name, numbers)
 
 
-def _retune_checks(report: Report, space: SweepSpace) -> None:
+def _retune_checks(report: Report, space: SweepSpace, searched: dict[str, Any]) -> None:
     """A retuned parameter is a searched float of the space whose range lies above 0 (the line
-    search multiplies it); a held one is retuned and held inside its range."""
-    searched = space.distributions()
+    search multiplies it); a held one is retuned and held inside its range. `searched`: the
+    space's distributions."""
     for i, name in enumerate(space.scheduler.retune.params):
         d = searched.get(name)
         path = ("scheduler", "retune", "params", i)
         if d is None:
-            floats = [n for n, x in searched.items() if isinstance(x, optuna.distributions.FloatDistribution)]
-            report.error(path, f"'{name}' is not a searched number of this space; expected one of: {', '.join(floats)}"
-                               f"{did_you_mean(name, floats)}")
+            _not_searched(report, path, name, [n for n, x in searched.items()
+                                               if isinstance(x, optuna.distributions.FloatDistribution)])
         elif not isinstance(d, optuna.distributions.FloatDistribution):
             report.error(path, f"'{name}' is not a float range; the retune multiplies a float, e.g. {{float: [0.001, 0.1]}}")
         elif d.low <= 0:
