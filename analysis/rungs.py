@@ -60,8 +60,8 @@ def rung_pairs(trials: list[Trial]) -> list[RungPair]:
 
 
 def rung_section(trials: list[Trial]) -> str:
-    """The report's section on a horizon sweep's rungs: runs per rung, the pairs' correlations and
-    the full-length retune's runs."""
+    """The report's section on a horizon sweep's rungs: runs per rung, the pairs' correlations, the
+    audit and the full-length retune's runs."""
     runs: dict[int, list[Trial]] = {}
     for t in trials:
         if t.rung is not None and t.finished and t.retune is None:
@@ -87,8 +87,43 @@ def rung_section(trials: list[Trial]) -> str:
         "## Horizon rungs\n\nEach rung's runs are complete runs at that fraction of the full length; a config "
         "goes on to the next rung when its run is among the best of its rung. Rank correlation (Spearman) of the "
         "final val losses of the configs that ran at both of two consecutive rungs:",
-        counts, table, *warnings, *retune_table(trials),
+        counts, table, *warnings, *audit_section(trials), *retune_table(trials),
     ])
+
+
+def audit_section(trials: list[Trial]) -> list[str]:
+    """The lowest rung's ranking against full length, over the configs it promoted that got there
+    and the configs it dropped that were audited there; a warning when an audited config beat every
+    promoted one, or when the rank correlation is low. Nothing when the sweep had no audit."""
+    done = [t for t in sorted(trials, key=lambda t: t.number or 0) if t.rung is not None and t.completed
+            and t.config_trial is not None and t.retune is None]
+    if not any(t.audit for t in done):
+        return []
+    last = max(t.rung for t in done)
+    lowest = {t.config_trial: t.final_val_loss for t in done if t.rung == 0}
+    full = {t.config_trial: t for t in done if t.rung == last and t.config_trial in lowest}
+    rank = {c: i + 1 for i, c in enumerate(sorted(lowest, key=lambda c: (lowest[c], c)))}
+    rows = [[f"#{c}", f"{rank[c]} of {len(lowest)}", num(lowest[c], 5), "audit" if t.audit else "promoted", t.label,
+             num(t.final_val_loss, 5)] for c, t in sorted(full.items(), key=lambda ct: rank[ct[0]])]
+    out = ["Audit: configs the lowest rung dropped, run at full length all the same, beside those it promoted "
+           "there. Its ranking holds if the audited ones end behind:",
+           markdown_table(["config", "rank at rung 0", "rung-0 loss", "reached full length by", "run", "final val loss"],
+                          rows, [False, True, True, False, False, True])]
+    both = [c for c in full if math.isfinite(full[c].final_val_loss) and math.isfinite(lowest[c])]
+    if len(both) >= 3 and len({lowest[c] for c in both}) > 1 and len({full[c].final_val_loss for c in both}) > 1:
+        result = spearmanr([lowest[c] for c in both], [full[c].final_val_loss for c in both])
+        out.append(f"Spearman rho, rung 0 against full length: {float(result.statistic):.2f} over {len(both)} "
+                   f"configs (p = {float(result.pvalue):.3g}).")
+        if len(both) >= MIN_CONFIGS and float(result.statistic) < MIN_RHO:
+            out.append(f"**Warning** (audit): Spearman rho = {float(result.statistic):.2f} < {MIN_RHO} between the "
+                       "lowest rung and full length: its promotions cannot be trusted.")
+    promoted = [t.final_val_loss for t in full.values() if not t.audit]
+    beat = [t for t in full.values() if promoted and t.audit and t.final_val_loss < min(promoted)]
+    if beat:
+        out.append(f"**Warning** (audit): {', '.join(f'config #{t.config_trial}' for t in beat)}, dropped at the "
+                   "lowest rung, ended below every config it promoted to full length: the short runs misranked "
+                   "it; consider longer rungs, `detrend` or `retune` for the parameters that differ.")
+    return out
 
 
 def retune_table(trials: list[Trial]) -> list[str]:

@@ -5,7 +5,7 @@ The data contract: one experiment per sweep (named after it); a parent run tagge
 tagged `mlflow.parentRunId`, `status`, `optuna_trial`, with the searched values as
 `searched.<name>` params and `objective` / `final_val_loss` / `wall_time_s` metrics at the end.
 A horizon sweep's runs also have params `rung` and `fidelity` and the tag `config_trial`; its
-retune runs the tags `retune` (the parameter moved) and `promoted_from`.
+retune runs the tags `retune` (the parameter moved) and `promoted_from`, its audit runs `audit`.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class Trial:
     config_trial: int | None = None
     retune: str | None = None  # a retune run: the parameter it moved from its `promoted_from` run's
     promoted_from: int | None = None
+    audit: bool = False  # an audit run: a config the lowest rung dropped, run at full length all the same
 
     @property
     def label(self) -> str:
@@ -175,6 +176,7 @@ def _trial(run: Run) -> Trial:
         config_trial=int(tags["config_trial"]) if tags.get("config_trial", "").isdigit() else None,
         retune=tags.get("retune"),
         promoted_from=int(tags["promoted_from"]) if tags.get("promoted_from", "").isdigit() else None,
+        audit=tags.get("audit") == "True",
     )
 
 

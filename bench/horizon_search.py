@@ -12,7 +12,8 @@ corpus, repeated with several sampler seeds:
             sync`): complete runs at each rung, the best 1/factor of a rung run again, longer;
             with `--retune`, then a line search at full length over those params (its runs
             counted in horizon's budget); with `--hold`, some of them held at one value until then;
-            with `--detrend`, shorter rungs rank runs by loss less its linear trend in some params
+            with `--detrend`, shorter rungs rank runs by loss less its linear trend in some params;
+            with `--audit N`, N configs the lowest rung dropped also run at full length (in budget)
 
 `--sampler random` has ASHA and horizon propose at random instead of by TPE: with the same seed,
 the very configs random search runs, so the comparison isolates what the halving itself picks.
@@ -42,6 +43,7 @@ Examples:
   python bench/horizon_search.py --full-runs 27 --horizon-share 0.3 --retune optim.adam_lr --sampler random
   python bench/horizon_search.py --full-runs 27 --horizon-share 0.28 --retune optim.adam_lr --hold optim.adam_lr=0.008
   python bench/horizon_search.py --full-runs 27 --horizon-share 0.3 --detrend optim.adam_lr --sampler random
+  python bench/horizon_search.py --full-runs 27 --horizon-share 0.3 --audit 2 --sampler random
   python bench/horizon_search.py --merge s0.json s1.json s2.json                # one table from several calls
 """
 
@@ -122,7 +124,7 @@ def asha_cost_per_config(rungs: list[float], factor: int) -> float:
 def plan(method: str, args) -> int:
     """How many configs a method is given for its budget (horizon's: what its retune may spend aside)."""
     if method == "horizon":
-        budget = args.full_runs * args.horizon_share - len(args.retune) * args.retune_runs
+        budget = args.full_runs * args.horizon_share - len(args.retune) * args.retune_runs - args.audit
         return horizon_configs(args.rungs, args.factor, budget, PRESETS[args.preset]["steps"])
     if method == "asha":
         return round(args.full_runs / asha_cost_per_config(args.rungs, args.factor))
@@ -137,10 +139,11 @@ def space_yaml(method: str, args, configs: int, seed: int) -> str:
     hold = f", hold: {{{', '.join(f'{k}: {v!r}' for k, v in args.hold.items())}}}" if args.hold else ""
     retune = f", retune: {{params: [{', '.join(args.retune)}], runs: {args.retune_runs}{hold}}}" if args.retune else ""
     detrend = f", detrend: [{', '.join(args.detrend)}]" if args.detrend else ""
+    audit = f", audit: {args.audit}" if args.audit else ""
     scheduler = {
         "random": "none", "tpe": "none",
         "asha": f"{{name: asha, grace: {args.rungs[0]!r}, reduction_factor: {args.factor}, max_t: 1.0}}",
-        "horizon": f"{{name: horizon, rungs: [{rungs}], reduction_factor: {args.factor}, promotion: sync{detrend}{retune}}}",
+        "horizon": f"{{name: horizon, rungs: [{rungs}], reduction_factor: {args.factor}, promotion: sync{detrend}{audit}{retune}}}",
     }[method]
     startup = min(4, configs)
     random = method == "random" or (method in ("asha", "horizon") and args.sampler == "random")
@@ -204,16 +207,17 @@ def run_one(method: str, args, seed: int, work: Path, full_tokens: int) -> dict:
         result = run_sweep(prepare_space(path), options, console=Console(file=quiet))
     runs = runs_of(result, full_tokens)
     losses = [r["full_length_loss"] for r in runs if r["full_length_loss"] is not None]
-    return {"method": method, "variant": variant(method, args.rungs, args.factor, args.sampler, args.retune, args.hold, args.detrend),
+    return {"method": method, "variant": variant(method, args.rungs, args.factor, args.sampler, args.retune, args.hold, args.detrend,
+                                                 args.audit),
             "seed": seed,
             "configs": configs, "runs": runs, "wall_s": time.time() - t0,
             "cost": sum(r["cost"] for r in runs), "best": min(losses) if losses else None}
 
 
 def variant(method: str, rungs: list[float], factor: int, sampler: str = "tpe", retune: list[str] = (),
-            hold: dict[str, float] | None = None, detrend: list[str] = ()) -> str:
+            hold: dict[str, float] | None = None, detrend: list[str] = (), audit: int = 0) -> str:
     """A search's name in the tables: ASHA and horizon with their rungs and, unless TPE, their
-    sampler; horizon with what it detrends, its retuned parameters and what it holds."""
+    sampler; horizon with what it detrends, its audits, its retuned parameters and what it holds."""
     if method not in ("asha", "horizon"):
         return method
     name = f"{method} ({', '.join(str(Fraction(f).limit_denominator(1000)) for f in rungs)}; factor {factor}"
@@ -221,6 +225,8 @@ def variant(method: str, rungs: list[float], factor: int, sampler: str = "tpe", 
         name += f"; {sampler}"
     if detrend and method == "horizon":
         name += f"; detrend {', '.join(detrend)}"
+    if audit and method == "horizon":
+        name += f"; audit {audit}"
     if retune and method == "horizon":
         hold = hold or {}
         name += "; retune " + ", ".join(p + (f" held at {hold[p]:g}" if p in hold else "") for p in retune)
@@ -357,6 +363,8 @@ def main() -> None:
     ap.add_argument("--retune-runs", type=int, default=2, help="the retune's runs per param, at most")
     ap.add_argument("--detrend", nargs="+", default=[], metavar="PARAM",
                     help="horizon's shorter rungs rank runs by loss less its linear trend in these params")
+    ap.add_argument("--audit", type=int, default=0, metavar="N",
+                    help="horizon runs N configs its lowest rung dropped at full length too, out of its budget")
     ap.add_argument("--hold", type=setting, action="append", default=[], metavar="PARAM=VALUE",
                     help="hold a --retune param at VALUE through the halving (e.g. optim.adam_lr=0.008)")
     ap.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))

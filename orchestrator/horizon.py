@@ -15,6 +15,10 @@ promotion. `budget.trials` counts the configs proposed (rung-0 runs); promotions
 With `detrend`, a rung ranks its runs by what a linear fit of their losses in those parameters
 leaves over (`rung_scores`), for a parameter whose effect the short runs get backwards.
 
+`audit` runs some configs the lowest rung dropped at full length all the same (`due_audits`,
+user attribute `audit`): the runs a promotion never makes, without which the lowest rung's
+ranking is only ever checked against the configs it ranked best.
+
 `retune` adds a line search at full length once the halving is over (`retune_step`): a parameter
 whose best value shifts with the run's length was chosen at the short rungs, so the best
 full-length config is run again with it moved, one run at a time. Each such run is a new config
@@ -67,6 +71,16 @@ def rung_scores(runs: Sequence[FrozenTrial], spec: SchedulerSpec, ranges: Mappin
     return {t.number: float(r) for t, r in zip(finite, loss - design @ coef)}
 
 
+def rung_ranking(trials: Sequence[FrozenTrial], k: int, spec: SchedulerSpec,
+                 ranges: Mapping[str, Any] | None = None) -> tuple[list[FrozenTrial], int]:
+    """Rung k's finished runs with a finite score, best first (by `rung_scores`), and how many of
+    them the rung sends on: 1/reduction_factor of its finished runs, a diverged one counted."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE and (r := rung_of(t)) is not None and r.index == k]
+    scores = rung_scores(done, spec, ranges or {})
+    ranked = sorted((t for t in done if t.number in scores), key=lambda t: (scores[t.number], t.number))
+    return ranked, math.floor(len(done) / spec.reduction_factor + 1e-9)
+
+
 def due_promotions(trials: Sequence[FrozenTrial], spec: SchedulerSpec, configs: int = 0,
                    ranges: Mapping[str, Any] | None = None) -> list[tuple[FrozenTrial, Rung]]:
     """(run, the rung its config goes to) for each config in the best 1/reduction_factor of the
@@ -79,15 +93,29 @@ def due_promotions(trials: Sequence[FrozenTrial], spec: SchedulerSpec, configs: 
     for k, fidelity in enumerate(spec.rungs[1:]):
         if spec.promotion == "sync" and not rung_closed(trials, k, configs):
             break  # the rungs above cannot have runs yet
-        done = [t for t in trials if t.state == TrialState.COMPLETE and (r := rung_of(t)) is not None and r.index == k]
-        keep = math.floor(len(done) / spec.reduction_factor + 1e-9)
-        scores = rung_scores(done, spec, ranges or {})
-        ranked = sorted((t for t in done if t.number in scores), key=lambda t: (scores[t.number], t.number))
+        ranked, keep = rung_ranking(trials, k, spec, ranges)
         for t in ranked[:keep]:
             config = rung_of(t).config_trial
             if (config, k + 1) not in placed:
                 out.append((t, Rung(k + 1, fidelity, config, promoted_from=t.number)))
     return out
+
+
+def due_audits(trials: Sequence[FrozenTrial], spec: SchedulerSpec, configs: int = 0,
+               ranges: Mapping[str, Any] | None = None) -> list[tuple[FrozenTrial, Rung]]:
+    """(rung-0 run, its config's audit run) for each audit not yet placed: once the lowest rung is
+    closed, `spec.audit` of the configs it dropped (outside its best 1/reduction_factor by
+    `rung_scores`, never promoted, finite loss), evenly spaced over their ranking so that the
+    audits span it, each to run at the last rung."""
+    if spec.audit == 0 or not rung_closed(trials, 0, configs):
+        return []
+    placed = {(r.config_trial, r.index) for r in map(rung_of, trials) if r is not None}
+    ranked, keep = rung_ranking(trials, 0, spec, ranges)
+    dropped = [t for t in ranked[keep:] if (rung_of(t).config_trial, 1) not in placed]
+    n, last = min(spec.audit, len(dropped)), len(spec.rungs) - 1
+    picks = [dropped[(2 * i + 1) * len(dropped) // (2 * n)] for i in range(n)]
+    return [(t, Rung(last, spec.rungs[-1], rung_of(t).config_trial, promoted_from=t.number, audit=True))
+            for t in picks if (rung_of(t).config_trial, last) not in placed]
 
 
 def rung_closed(trials: Sequence[FrozenTrial], k: int, configs: int) -> bool:
@@ -103,8 +131,9 @@ def rung_closed(trials: Sequence[FrozenTrial], k: int, configs: int) -> bool:
 
 def promote(study: optuna.Study, spec: SchedulerSpec, configs: int = 0,
             ranges: Mapping[str, Any] | None = None) -> list[tuple[FrozenTrial, Rung]]:
-    """Enqueue every due promotion; what was enqueued."""
-    due = due_promotions(study.get_trials(deepcopy=False), spec, configs, ranges)
+    """Enqueue every due promotion, then every due audit; what was enqueued."""
+    trials = study.get_trials(deepcopy=False)
+    due = due_promotions(trials, spec, configs, ranges) + due_audits(trials, spec, configs, ranges)
     for t, rung in due:
         study.enqueue_trial(t.params, user_attrs=rung.attrs(), skip_if_exists=False)
     return due
@@ -204,20 +233,22 @@ def sampler_caveat(sampler: str, spec: SchedulerSpec) -> str | None:
 
 
 def max_runs(spec: SchedulerSpec, configs: int) -> int:
-    """An upper bound on the runs of `configs` configs: each runs at most once per rung, then the
-    retune's runs."""
+    """An upper bound on the runs of `configs` configs: each runs at most once per rung (an
+    audited config at two), then the retune's runs."""
     return configs * len(spec.rungs) + (spec.retune.max_runs() if spec.retune else 0)
 
 
 def expected_runs(spec: SchedulerSpec, configs: int) -> int:
     """Runs when every rung has finished: its configs' best 1/reduction_factor go on, rung by rung
-    (exact with `promotion: sync` and no failed run; async may promote a few more early); then
-    the retune's runs, at most (a line search may end early)."""
+    (exact with `promotion: sync` and no failed run; async may promote a few more early); the
+    audits of configs the lowest rung dropped; then the retune's runs, at most (a line search may
+    end early)."""
     total, n = 0, configs
     for _ in spec.rungs:
         total += n
         n = math.floor(n / spec.reduction_factor + 1e-9)
-    return total + (spec.retune.max_runs() if spec.retune else 0)
+    audits = min(spec.audit, configs - math.floor(configs / spec.reduction_factor + 1e-9))
+    return total + audits + (spec.retune.max_runs() if spec.retune else 0)
 
 
 class HorizonSearch(SweepSearch):

@@ -40,6 +40,7 @@ RUNG = "rung"
 CONFIG_TRIAL = "config_trial"
 PROMOTED_FROM = "promoted_from"
 RETUNE = "retune"
+AUDIT = "audit"
 
 EXIT_CODE_STATUS = {0: COMPLETED, 1: FAILED, 2: FAILED, 3: DIVERGED, 4: STOPPED}
 

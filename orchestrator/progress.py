@@ -71,6 +71,8 @@ class SweepConsole:
         best_txt = f"best {fmt_num(best.objective)} ({best.label})" if best else "best -"
         if rec.rung is not None and rec.rung.retune is not None:
             what += f"  retune of {rec.rung.retune} (full length, from #{rec.rung.promoted_from})"
+        elif rec.rung is not None and rec.rung.audit:
+            what += f"  audit at full length of config #{rec.rung.config_trial} (not promoted at rung 0)"
         elif rec.rung is not None:  # a horizon run: which of its config's runs this was
             what += f"  rung {rec.rung.index} ({rec.rung.fidelity:.3g} of the run, config #{rec.rung.config_trial})"
         self.console.print(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.outcome import CONFIG_TRIAL, COMPLETED, OBJECTIVE, PROMOTED_FROM, RETRY_OF, RETUNE, RUNG, TRIAL_NUMBER, finite
+from orchestrator.outcome import AUDIT, CONFIG_TRIAL, COMPLETED, OBJECTIVE, PROMOTED_FROM, RETRY_OF, RETUNE, RUNG, TRIAL_NUMBER, finite
 from search_spaces import FIDELITY
 
 
@@ -17,13 +17,15 @@ class Rung:
     """Where a run of a horizon sweep stands: its rung, the horizon it ran at (a fraction of the
     full run), the rung-0 trial that first ran its config, and the trial that promoted it. A
     retune run (a new config at the last rung, `promoted_from` with one parameter moved) names
-    that parameter and is its own config trial."""
+    that parameter and is its own config trial. An audit run is a config the lowest rung did not
+    promote, run at the last rung all the same."""
 
     index: int
     fidelity: float
     config_trial: int
     promoted_from: int | None = None
     retune: str | None = None
+    audit: bool = False
 
     @classmethod
     def of(cls, attrs: Mapping[str, Any]) -> Rung | None:
@@ -32,7 +34,7 @@ class Rung:
             return None
         promoted_from = attrs.get(PROMOTED_FROM)
         return cls(int(attrs[RUNG]), float(attrs[FIDELITY]), int(attrs[CONFIG_TRIAL]),
-                   None if promoted_from is None else int(promoted_from), attrs.get(RETUNE))
+                   None if promoted_from is None else int(promoted_from), attrs.get(RETUNE), bool(attrs.get(AUDIT)))
 
     def attrs(self) -> dict[str, Any]:
         out = {RUNG: self.index, FIDELITY: self.fidelity, CONFIG_TRIAL: self.config_trial}
@@ -40,6 +42,8 @@ class Rung:
             out[PROMOTED_FROM] = self.promoted_from
         if self.retune is not None:
             out[RETUNE] = self.retune
+        if self.audit:
+            out[AUDIT] = True
         return out
 
 
@@ -77,7 +81,7 @@ class TrialRecord:
 
 def searched_params(config: dict[str, Any]) -> dict[str, Any]:
     """The proposal in a Tune trial config, without the bookkeeping keys Tune and we add."""
-    bookkeeping = (TRIAL_NUMBER, RETRY_OF, RUNG, FIDELITY, CONFIG_TRIAL, PROMOTED_FROM, RETUNE)
+    bookkeeping = (TRIAL_NUMBER, RETRY_OF, RUNG, FIDELITY, CONFIG_TRIAL, PROMOTED_FROM, RETUNE, AUDIT)
     return {k: v for k, v in config.items() if k not in bookkeeping and not k.startswith("__")}
 
 

@@ -342,6 +342,9 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
                        + (" once all of the rung has run" if space.scheduler.promotion == "sync" else ""))
             if space.scheduler.detrend:
                 view.print(f"each shorter rung ranks its runs by loss less its linear trend in {', '.join(space.scheduler.detrend)}")
+            if space.scheduler.audit:
+                view.print(f"audit: {space.scheduler.audit} config(s) the lowest rung drops run at full length too, "
+                           "spread over its ranking, to check it")
             if (r := space.scheduler.retune) is not None:
                 view.print(f"then a full-length retune of {', '.join(r.params)}: the best run again with each moved by "
                            f"x{r.factor:g} or /{r.factor:g} while that improves, up to {r.runs} run(s) each"

@@ -11,7 +11,7 @@ tune_trial_id, node, node_ip, node_id and gpu_ids — where Ray ran it —, devi
 the environment fingerprint: host, torch, GPU, driver, CUDA, triton); artifacts (config.yaml,
 trainer_log_tail.txt). A horizon sweep's run also has params `rung` and
 `fidelity` and tags `config_trial` (the rung-0 trial of its config) and `promoted_from`; a retune
-run also the tag `retune` (the parameter it moved).
+run also the tag `retune` (the parameter it moved), an audit run the tag `audit`.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ Grammar (every top-level key except `base`, `params` and `budget` is optional)::
     # or horizon halving over complete runs: {name: horizon, rungs: [1/9, 1/3, 1],
     #                                         reduction_factor: 3, promotion: sync,  # or async
     #                                         detrend: [optim.adam_lr],              # optional
+    #                                         audit: 2,                              # optional
     #                                         retune: {params: [optim.adam_lr], factor: 2, runs: 2,
     #                                                  hold: {optim.adam_lr: 0.008}}}  # hold: optional
     resources: {gpus: 1, cpus: 8}  # per trial; world_size = max(gpus, 1)
@@ -167,8 +168,10 @@ class SchedulerSpec(_Section):
     they are among the best (`promotion: async`, as in ASHA), or once every run of the rung has
     finished (`sync`, classic successive halving: exactly the planned runs, a barrier per rung).
     `detrend` (horizon only) ranks the runs of each rung below the last by their loss less its
-    linear trend in those parameters (log-scaled where their range is). `retune` (horizon only)
-    adds a full-length line search over some parameters at the end."""
+    linear trend in those parameters (log-scaled where their range is). `audit` (horizon only)
+    runs that many configs the lowest rung did not promote at full length too, spread over its
+    ranking, as evidence of whether that ranking holds. `retune` (horizon only) adds a full-length
+    line search over some parameters at the end."""
 
     name: Literal["none", "asha", "horizon"] = "none"
     grace: float = Field(0.5, gt=0, le=1)
@@ -177,10 +180,11 @@ class SchedulerSpec(_Section):
     rungs: list[float] = [0.25, 0.5, 1.0]
     promotion: Literal["async", "sync"] = "async"
     detrend: list[str] = []
+    audit: int = Field(0, ge=0)
     retune: RetuneSpec | None = None
 
     _ONLY: ClassVar[dict[str, set[str]]] = {"asha": {"grace", "max_t"},
-                                            "horizon": {"rungs", "promotion", "detrend", "retune"}}
+                                            "horizon": {"rungs", "promotion", "detrend", "audit", "retune"}}
 
     @field_validator("rungs", mode="before")
     @classmethod

@@ -27,8 +27,8 @@ from optuna.trial import TrialState, create_trial
 from rich.console import Console
 
 from analysis.report import write_report
-from orchestrator.horizon import (due_promotions, halving_space, line_search_step, promote, retune_step, rung_scores,
-                                  sampler_caveat)
+from orchestrator.horizon import (due_audits, due_promotions, expected_runs, halving_space, line_search_step, promote,
+                                  retune_step, rung_scores, sampler_caveat)
 from orchestrator.progress import SweepConsole
 from orchestrator.records import Rung, TrialRecord
 from orchestrator.sweep import SweepOptions, init_ray, prepare_space, run_sweep
@@ -154,6 +154,24 @@ def test_a_detrended_rung_ranks_by_loss_until_it_has_enough_runs_to_fit():
     study = trend_study([(0.001, 0.9, 4.0), (0.01, 0.1, 5.0), (0.1, 0.0, 6.0), (0.05, 0.5, math.inf)])
     spec = SchedulerSpec(name="horizon", rungs=RUNGS, reduction_factor=2, detrend=["lr"])
     assert rung_scores(study.trials, spec, {"lr": FloatDistribution(1e-3, 1e-1, log=True)}) == {0: 4.0, 1: 5.0, 2: 6.0}
+
+
+def test_audits_run_configs_the_lowest_rung_dropped_at_full_length_spread_over_its_ranking():
+    spec = SchedulerSpec(name="horizon", rungs=RUNGS, reduction_factor=2, promotion="sync", audit=2)
+    study = study_of({0: [(c, 10.0 - c) for c in range(8)]})  # config 7 best: 7, 6, 5, 4 go on; 3..0 dropped
+    due = promote(study, spec, configs=8)
+    audits = [(r.config_trial, r.index, r.fidelity, r.promoted_from, r.audit) for _, r in due if r.audit]
+    assert audits == [(2, 2, 1.0, 2, True), (0, 2, 1.0, 0, True)]  # the 2nd and 4th of the 4 dropped
+    assert sorted(r.config_trial for _, r in due if not r.audit) == [4, 5, 6, 7]
+    assert promote(study, spec, configs=8) == []  # queued already: not again
+    assert expected_runs(spec, 8) == 8 + 4 + 2 + 2
+
+
+def test_audits_wait_for_the_lowest_rung_to_close_and_skip_diverged_runs():
+    spec = SchedulerSpec(name="horizon", rungs=RUNGS, reduction_factor=2, promotion="sync", audit=3)
+    study = study_of({0: [(0, 5.0), (1, 4.0), (2, math.inf), (3, 3.0)]})
+    assert due_audits(study.trials, spec, configs=5) == []  # a config is still to be proposed
+    assert [r.config_trial for _, r in due_audits(study.trials, spec, configs=4)] == [0]  # 1 and 3 go on, 2 diverged
 
 
 def test_the_console_count_grows_when_async_promotion_runs_more_than_expected():
@@ -302,10 +320,12 @@ def test_the_retune_ends_when_every_parameter_s_search_has():
         ("{name: horizon, detrend: [optim.adamlr]}",
          "scheduler.detrend[0]: 'optim.adamlr' is not a searched number of this space; expected one of: optim.muon_lr, optim.adam_lr (did you mean 'optim.adam_lr'?)"),
         ("{name: asha, detrend: [optim.adam_lr]}", "scheduler: detrend: only for horizon, not asha"),
+        ("{name: horizon, audit: -1}", "scheduler.audit: got -1; expected greater than or equal to 0"),
+        ("{name: asha, audit: 2}", "scheduler: audit: only for horizon, not asha"),
     ],
     ids=["decreasing", "short-of-full", "zero", "one-rung", "factor", "asha-field", "horizon-field", "too-few-trials",
          "bad-fraction", "bad-promotion", "asha-promotion", "asha-retune", "retune-unknown", "retune-none", "retune-factor",
-         "hold-not-retuned", "hold-out-of-range", "detrend-unknown", "asha-detrend"],
+         "hold-not-retuned", "hold-out-of-range", "detrend-unknown", "asha-detrend", "audit-negative", "asha-audit"],
 )
 def test_a_bad_horizon_scheduler_is_reported_at_its_field(tmp_path, scheduler, expected):
     path = tmp_path / "space.yaml"
@@ -420,11 +440,11 @@ def test_the_best_half_of_each_finished_rung_went_on_once(horizon_sweep):
 
 @pytest.fixture(scope="module")
 def sync_sweep(tmp_path_factory):
-    """Sync halving, detrended in the Muon LR, with the Adam LR held at 0.01, then its retune (up
-    to 2 full-length runs)."""
+    """Sync halving, detrended in the Muon LR, with the Adam LR held at 0.01 and one dropped config
+    audited at full length, then its retune (up to 2 full-length runs)."""
     work = tmp_path_factory.mktemp("sync")
     (work / "space.yaml").write_text(SPACE.replace(
-        "reduction_factor: 2}", "reduction_factor: 2, promotion: sync, detrend: [optim.muon_lr], "
+        "reduction_factor: 2}", "reduction_factor: 2, promotion: sync, detrend: [optim.muon_lr], audit: 1, "
                                 "retune: {params: [optim.adam_lr], runs: 2, hold: {optim.adam_lr: 0.01}}}"))
     started = init_ray(None)
     console = Console(file=io.StringIO(), width=200)
@@ -438,7 +458,7 @@ def sync_sweep(tmp_path_factory):
 
 
 def halving(trials) -> list:
-    return [t for t in trials if rung(t).retune is None]
+    return [t for t in trials if rung(t).retune is None and not rung(t).audit]
 
 
 def test_a_sync_horizon_sweep_runs_exactly_the_planned_runs_rung_after_rung(sync_sweep):
@@ -455,6 +475,33 @@ def test_a_sync_horizon_sweep_runs_exactly_the_planned_runs_rung_after_rung(sync
         assert {rung(t).config_trial for t in runs_at(trials, k + 1)} == {rung(t).config_trial for t in trials if t.number in best}
 
 
+def test_the_audit_runs_a_config_the_lowest_rung_dropped_at_full_length_once_it_closed(sync_sweep):
+    work, _, trials = sync_sweep
+    (audit,) = [t for t in trials if rung(t).audit]
+    promoted = {rung(t).config_trial for t in runs_at(trials, 1)}
+    (origin,) = [t for t in runs_at(trials, 0) if t.number == rung(audit).promoted_from]
+    assert (rung(audit).index, rung(audit).fidelity, rung(audit).config_trial) == (2, 1.0, origin.number)
+    assert origin.number not in promoted and audit.params == origin.params and audit.state == T.COMPLETE
+    assert audit.datetime_start >= max(t.datetime_complete for t in runs_at(trials, 0))
+    overrides = (work / "sweeps" / "sync" / "trials" / f"trial_{audit.number:04d}" / "overrides.txt").read_text()
+    assert "schedule.num_iterations=4\n" in overrides
+    text = (work / "console.txt").read_text()
+    assert "audit: 1 config(s) the lowest rung drops run at full length too" in text
+    assert re.search(rf"\] +#{audit.number} .*audit at full length of config #{origin.number}", text)
+
+
+def test_the_audit_run_is_tagged_in_mlflow_and_reported_against_the_lowest_rung(sync_sweep):
+    work, _, trials = sync_sweep
+    (audit,) = [t for t in trials if rung(t).audit]
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("sync").experiment_id])
+    tags = {int(r.data.tags["optuna_trial"]): r.data.tags for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert tags[audit.number]["audit"] == "True" and "audit" not in tags[trials[0].number]
+    text = write_report("sync", f"sqlite:///{work / 'mlflow.db'}", out_dir=work / "report", log_to_mlflow=False).read_text()
+    assert "Audit: configs the lowest rung dropped" in text
+    assert re.search(rf"\| #{rung(audit).config_trial} +\| +\d of 4 \| .* \| audit +\| #{audit.number} ", text)
+
+
 def test_every_run_of_the_halving_has_the_held_adam_lr(sync_sweep):
     work, _, trials = sync_sweep
     assert {t.params["optim.adam_lr"] for t in halving(trials)} == {0.01}
@@ -466,9 +513,10 @@ def test_every_run_of_the_halving_has_the_held_adam_lr(sync_sweep):
 def test_the_retune_line_searches_the_best_full_length_run_s_parameter_after_the_halving(sync_sweep):
     work, result, trials = sync_sweep
     moved = [t for t in trials if rung(t).retune is not None]
-    (full,) = runs_at(halving(trials), 2)
+    before = [t for t in trials if rung(t).retune is None]  # the halving and the audit
+    full = min(runs_at(before, 2), key=lambda t: (t.value, t.number))
     assert 1 <= len(moved) <= 2 and all(t.state == T.COMPLETE for t in moved)
-    assert min(t.datetime_start for t in moved) >= max(t.datetime_complete for t in halving(trials))
+    assert min(t.datetime_start for t in moved) >= max(t.datetime_complete for t in before)
     spec = RetuneSpec(params=["optim.adam_lr"], runs=2)
     for i, t in enumerate(moved):
         r = rung(t)
@@ -478,7 +526,7 @@ def test_the_retune_line_searches_the_best_full_length_run_s_parameter_after_the
         assert t.params["optim.adam_lr"] == pytest.approx(line_search_step(full.params["optim.adam_lr"], full.value, tried, spec, 0.002, 0.03))
         overrides = (work / "sweeps" / "sync" / "trials" / f"trial_{t.number:04d}" / "overrides.txt").read_text().splitlines()
         assert "schedule.num_iterations=4" in overrides and f"optim.adam_lr={t.params['optim.adam_lr']!r}" in overrides
-    assert result.best.final_val_loss == min(t.value for t in [full, *moved])
+    assert result.best.final_val_loss == min(t.value for t in [*runs_at(before, 2), *moved])
 
 
 def test_the_console_names_each_retune_run_s_parameter_and_origin(sync_sweep):

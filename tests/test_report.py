@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from analysis import stats
 from analysis.ablation import arms, effects
 from analysis.report import effect_table, write_report
-from analysis.runs import load_sweep
+from analysis.rungs import audit_section
+from analysis.runs import Trial, load_sweep
 from analysis.tables import interval, pvalue, signed
 from orchestrator.cli_report import report
 from trainer.errors import InputError
@@ -226,3 +227,25 @@ def test_ablation_lists_its_environments_and_warns_when_timings_mix_them(store, 
     assert "gpu NVIDIA A100-SXM4-80GB, torch 2.11.0" in envs and "baseline 1, no_gate 1, short_window 1" in envs
     assert "node0" not in envs  # hosts of one cluster share a fingerprint
     assert "Timings mix environments" in envs
+
+
+def _horizon_run(number, rung, config, loss, audit=False):
+    return Trial(run_id=f"r{number}", number=number, status="completed", objective=loss, final_val_loss=loss,
+                 train_time_s=1.0, wall_time_s=1.0, rung=rung, fidelity=[0.25, 1.0][rung], config_trial=config,
+                 promoted_from=None if rung == 0 else config, audit=audit)
+
+
+def test_an_audited_config_that_beats_every_promoted_one_is_a_warning():
+    lowest = [_horizon_run(c, 0, c, loss) for c, loss in enumerate([4.0, 4.1, 4.2, 4.3])]  # 0 and 1 go on
+    full = [_horizon_run(4, 1, 0, 3.30), _horizon_run(5, 1, 1, 3.32), _horizon_run(6, 1, 3, 3.25, audit=True)]
+    text = "\n\n".join(audit_section(lowest + full))
+    assert re.search(r"\| #3 +\| +4 of 4 \| +4\.3 \| audit +\| #6 +\| +3\.25 \|", text)
+    assert "**Warning** (audit): config #3, dropped at the lowest rung, ended below every config it promoted" in text
+
+
+def test_an_audited_config_behind_the_promoted_ones_is_no_warning():
+    lowest = [_horizon_run(c, 0, c, loss) for c, loss in enumerate([4.0, 4.1, 4.2, 4.3])]
+    full = [_horizon_run(4, 1, 0, 3.30), _horizon_run(5, 1, 1, 3.32), _horizon_run(6, 1, 3, 3.40, audit=True)]
+    text = "\n\n".join(audit_section(lowest + full))
+    assert "Spearman rho, rung 0 against full length: 1.00 over 3 configs" in text and "Warning" not in text
+    assert audit_section(lowest + full[:2]) == []  # no audit, no section
