@@ -93,8 +93,8 @@ def rung_section(trials: list[Trial]) -> str:
 
 def audit_section(trials: list[Trial]) -> list[str]:
     """The lowest rung's ranking against full length, over the configs it promoted that got there
-    and the configs it dropped that were audited there; a warning when an audited config beat every
-    promoted one, or when the rank correlation is low. Nothing when the sweep had no audit."""
+    and the configs it dropped that were audited there, with their rank correlation; a warning when
+    an audited config beat every promoted one. Nothing when the sweep had no audit."""
     done = [t for t in sorted(trials, key=lambda t: t.number or 0) if t.rung is not None and t.completed
             and t.config_trial is not None and t.retune is None]
     if not any(t.audit for t in done):
@@ -112,17 +112,17 @@ def audit_section(trials: list[Trial]) -> list[str]:
     both = [c for c in full if math.isfinite(full[c].final_val_loss) and math.isfinite(lowest[c])]
     if len(both) >= 3 and len({lowest[c] for c in both}) > 1 and len({full[c].final_val_loss for c in both}) > 1:
         result = spearmanr([lowest[c] for c in both], [full[c].final_val_loss for c in both])
+        # no warning on a low rho alone: over a few spread-out audits it is mostly the noise among mediocre
+        # configs, and it was low where the halving had kept the best config (bench/audit_replay.py)
         out.append(f"Spearman rho, rung 0 against full length: {float(result.statistic):.2f} over {len(both)} "
                    f"configs (p = {float(result.pvalue):.3g}).")
-        if len(both) >= MIN_CONFIGS and float(result.statistic) < MIN_RHO:
-            out.append(f"**Warning** (audit): Spearman rho = {float(result.statistic):.2f} < {MIN_RHO} between the "
-                       "lowest rung and full length: its promotions cannot be trusted.")
     promoted = [t.final_val_loss for t in full.values() if not t.audit]
     beat = [t for t in full.values() if promoted and t.audit and t.final_val_loss < min(promoted)]
     if beat:
         out.append(f"**Warning** (audit): {', '.join(f'config #{t.config_trial}' for t in beat)}, dropped at the "
-                   "lowest rung, ended below every config it promoted to full length: the short runs misranked "
-                   "it; consider longer rungs, `detrend` or `retune` for the parameters that differ.")
+                   f"lowest rung, ended below every config it promoted to full length: the short runs misranked "
+                   f"{'it' if len(beat) == 1 else 'them'}; consider longer rungs, `detrend` or `retune` for the "
+                   "parameters that differ.")
     return out
 
 

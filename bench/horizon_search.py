@@ -67,6 +67,8 @@ sys.path.insert(0, str(ROOT))  # the driver, and Ray's workers (Ray hands them t
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # the trainers
 
 METHODS = ("random", "tpe", "asha", "horizon")
+SPACE = {"optim.muon_lr": (0.005, 0.2, True), "optim.adam_lr": (0.001, 0.05, True),  # name: (low, high, log)
+         "schedule.lr.cooldown_frac": (0.1, 0.8, False)}
 TOLERANCE = 0.01  # acceptance: within this of the best val loss any method found
 DEFAULT_RUNGS, DEFAULT_FACTOR = "1/9,1/3,1", 3
 
@@ -149,15 +151,14 @@ def space_yaml(method: str, args, configs: int, seed: int) -> str:
     random = method == "random" or (method in ("asha", "horizon") and args.sampler == "random")
     sampler = f"{{name: random, seed: {seed}}}" if random else f"{{name: tpe, seed: {seed}, startup_trials: {startup}}}"
     sets = "\n".join(f"    {k}: {json.dumps(v)}" for k, v in base_set.items())
+    params = "\n".join(f"  {k}: {{float: [{low!r}, {high!r}]{', log: true' if log else ''}}}" for k, (low, high, log) in SPACE.items())
     return f"""\
 base:
   config: {args.preset}
   set:
 {sets}
 params:
-  optim.muon_lr: {{float: [0.005, 0.2], log: true}}
-  optim.adam_lr: {{float: [0.001, 0.05], log: true}}
-  schedule.lr.cooldown_frac: {{float: [0.1, 0.8]}}
+{params}
 budget: {{trials: {configs}, steps: {p['steps']}}}
 sampler: {sampler}
 scheduler: {scheduler}

@@ -109,9 +109,11 @@ def due_audits(trials: Sequence[FrozenTrial], spec: SchedulerSpec, configs: int 
     audits span it, each to run at the last rung."""
     if spec.audit == 0 or not rung_closed(trials, 0, configs):
         return []
-    placed = {(r.config_trial, r.index) for r in map(rung_of, trials) if r is not None}
+    rungs = [r for r in map(rung_of, trials) if r is not None]
+    promoted = {r.config_trial for r in rungs if r.index == 1 and not r.audit}  # with two rungs, audits run at 1
+    placed = {(r.config_trial, r.index) for r in rungs}
     ranked, keep = rung_ranking(trials, 0, spec, ranges)
-    dropped = [t for t in ranked[keep:] if (rung_of(t).config_trial, 1) not in placed]
+    dropped = [t for t in ranked[keep:] if rung_of(t).config_trial not in promoted]
     n, last = min(spec.audit, len(dropped)), len(spec.rungs) - 1
     picks = [dropped[(2 * i + 1) * len(dropped) // (2 * n)] for i in range(n)]
     return [(t, Rung(last, spec.rungs[-1], rung_of(t).config_trial, promoted_from=t.number, audit=True))

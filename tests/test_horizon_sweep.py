@@ -167,6 +167,13 @@ def test_audits_run_configs_the_lowest_rung_dropped_at_full_length_spread_over_i
     assert expected_runs(spec, 8) == 8 + 4 + 2 + 2
 
 
+def test_audits_at_the_next_rung_of_a_two_rung_sweep_are_placed_once():
+    spec = SchedulerSpec(name="horizon", rungs=[0.5, 1.0], reduction_factor=2, promotion="sync", audit=1)
+    study = study_of({0: [(c, 10.0 - c) for c in range(4)]})
+    assert [(r.config_trial, r.audit) for _, r in promote(study, spec, configs=4)] == [(3, False), (2, False), (0, True)]
+    assert promote(study, spec, configs=4) == []
+
+
 def test_audits_wait_for_the_lowest_rung_to_close_and_skip_diverged_runs():
     spec = SchedulerSpec(name="horizon", rungs=RUNGS, reduction_factor=2, promotion="sync", audit=3)
     study = study_of({0: [(0, 5.0), (1, 4.0), (2, math.inf), (3, 3.0)]})
