@@ -6,7 +6,8 @@ horizon halving (random proposals, so its configs are among random search's) and
 recorded them; the product's own rule (`orchestrator.horizon.due_audits`) picks the configs that
 `audit: N` would have run at full length, whose full-length losses are random search's runs of
 the same configs; then the report's audit section (`analysis.rungs.audit_section`) is printed as
-the sweep's report would have shown it. Retune runs are left out.
+the sweep's report would have shown it. Retune runs are left out; for searches run without
+`--audit` (an audit run would be read as a promoted one).
 
 Example:
   R=docs/results/horizon_search_2026-12-06
