@@ -36,14 +36,20 @@ class RungPair:
         return self.n >= MIN_CONFIGS and math.isfinite(self.rho) and self.rho >= MIN_RHO
 
 
-def rung_pairs(trials: list[Trial]) -> list[RungPair]:
-    """One pair per consecutive rungs of the completed runs (a config's latest run at each rung)."""
-    loss: dict[int, dict[int, float]] = {}
-    fidelity: dict[int, float | None] = {}
+def completed_by_rung(trials: list[Trial]) -> dict[int, dict[int, Trial]]:
+    """{rung: {config trial: its latest completed run at that rung}}."""
+    out: dict[int, dict[int, Trial]] = {}
     for t in sorted(trials, key=lambda t: t.number if t.number is not None else -1):
         if t.rung is not None and t.config_trial is not None and t.completed:
-            loss.setdefault(t.rung, {})[t.config_trial] = t.final_val_loss
-            fidelity[t.rung] = t.fidelity
+            out.setdefault(t.rung, {})[t.config_trial] = t
+    return out
+
+
+def rung_pairs(trials: list[Trial]) -> list[RungPair]:
+    """One pair per consecutive rungs of the completed runs (a config's latest run at each rung)."""
+    by_rung = completed_by_rung(trials)
+    loss = {k: {c: t.final_val_loss for c, t in runs.items()} for k, runs in by_rung.items()}
+    fidelity = {k: next(iter(runs.values())).fidelity for k, runs in by_rung.items()}
     out = []
     for low in sorted(loss):
         if low + 1 not in loss:
@@ -95,13 +101,12 @@ def audit_section(trials: list[Trial]) -> list[str]:
     """The lowest rung's ranking against full length, over the configs it promoted that got there
     and the configs it dropped that were audited there, with their rank correlation; a warning when
     an audited config beat every promoted one. Nothing when the sweep had no audit."""
-    done = [t for t in sorted(trials, key=lambda t: t.number or 0) if t.rung is not None and t.completed
-            and t.config_trial is not None and t.retune is None]
-    if not any(t.audit for t in done):
+    by_rung = completed_by_rung(trials)
+    if 0 not in by_rung or not any(t.audit for runs in by_rung.values() for t in runs.values()):
         return []
-    last = max(t.rung for t in done)
-    lowest = {t.config_trial: t.final_val_loss for t in done if t.rung == 0}
-    full = {t.config_trial: t for t in done if t.rung == last and t.config_trial in lowest}
+    lowest = {c: t.final_val_loss for c, t in by_rung[0].items()}
+    # a retune run is a config of its own, with no run at rung 0
+    full = {c: t for c, t in by_rung[max(by_rung)].items() if c in lowest}
     rank = {c: i + 1 for i, c in enumerate(sorted(lowest, key=lambda c: (lowest[c], c)))}
     rows = [[f"#{c}", f"{rank[c]} of {len(lowest)}", num(lowest[c], 5), "audit" if t.audit else "promoted", t.label,
              num(t.final_val_loss, 5)] for c, t in sorted(full.items(), key=lambda ct: rank[ct[0]])]
@@ -109,12 +114,11 @@ def audit_section(trials: list[Trial]) -> list[str]:
            "there. Its ranking holds if the audited ones end behind:",
            markdown_table(["config", "rank at rung 0", "rung-0 loss", "reached full length by", "run", "final val loss"],
                           rows, [False, True, True, False, False, True])]
-    both = [c for c in full if math.isfinite(full[c].final_val_loss) and math.isfinite(lowest[c])]
-    if len(both) >= 3 and len({lowest[c] for c in both}) > 1 and len({full[c].final_val_loss for c in both}) > 1:
-        result = spearmanr([lowest[c] for c in both], [full[c].final_val_loss for c in both])
+    if len(full) >= 3 and len({lowest[c] for c in full}) > 1 and len({t.final_val_loss for t in full.values()}) > 1:
+        result = spearmanr([lowest[c] for c in full], [t.final_val_loss for t in full.values()])
         # no warning on a low rho alone: over a few spread-out audits it is mostly the noise among mediocre
         # configs, and it was low where the halving had kept the best config (bench/audit_replay.py)
-        out.append(f"Spearman rho, rung 0 against full length: {float(result.statistic):.2f} over {len(both)} "
+        out.append(f"Spearman rho, rung 0 against full length: {float(result.statistic):.2f} over {len(full)} "
                    f"configs (p = {float(result.pvalue):.3g}).")
     promoted = [t.final_val_loss for t in full.values() if not t.audit]
     beat = [t for t in full.values() if promoted and t.audit and t.final_val_loss < min(promoted)]

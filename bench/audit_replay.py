@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -29,38 +28,20 @@ from optuna.trial import create_trial
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from analysis.rungs import audit_section  # noqa: E402
 from analysis.runs import Trial  # noqa: E402
-from horizon_search import DEFAULT_FACTOR, SPACE  # noqa: E402  (bench/, the script's own folder)
+from horizon_search import SPACE  # noqa: E402  (bench/, the script's own folder)
 from orchestrator.horizon import due_audits  # noqa: E402
 from orchestrator.records import Rung  # noqa: E402
-from rung_trend_replay import config_key  # noqa: E402
+from rung_trend_replay import config_key, searches  # noqa: E402
 from search_spaces import SchedulerSpec  # noqa: E402
 
 DISTRIBUTIONS = {k: FloatDistribution(low, high, log=log) for k, (low, high, log) in SPACE.items()}
 
 
-def option(argv: list[str], name: str) -> list[str]:
-    """The values given to `name` on a bench command line (until the next option)."""
-    if name not in argv:
-        return []
-    rest = argv[argv.index(name) + 1:]
-    return rest[:next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))]
-
-
-def searches(paths: list[Path]) -> dict[int, dict[str, tuple[dict, list[str]]]]:
-    """{seed: {method: (result, its file's command line)}}; a later file's search replaces an earlier one's."""
-    out: dict[int, dict[str, tuple[dict, list[str]]]] = {}
-    for path in paths:
-        data = json.loads(path.read_text())
-        for r in data["results"]:
-            out.setdefault(r["seed"], {})[r["method"]] = (r, data["meta"]["argv"])
-    return out
-
-
-def replay(horizon: dict, argv: list[str], random: dict, audit: int) -> tuple[str, list[str]]:
+def replay(horizon: dict, random: dict, audit: int) -> tuple[str, list[str]]:
     """One seed: (which configs the audit picks, the report's audit section)."""
     rungs = sorted({r["fidelity"] for r in horizon["runs"]})
-    spec = SchedulerSpec(name="horizon", rungs=rungs, promotion="sync", audit=audit, detrend=option(argv, "--detrend"),
-                         reduction_factor=float((option(argv, "--factor") or [DEFAULT_FACTOR])[0]))
+    spec = SchedulerSpec(name="horizon", rungs=rungs, promotion="sync", audit=audit, detrend=horizon["detrend"],
+                         reduction_factor=horizon["factor"])
     lowest = sorted((r for r in horizon["runs"] if r["fidelity"] == rungs[0]), key=lambda r: r["number"])
     config_of = {config_key(r["params"]): i for i, r in enumerate(lowest)}
     study, trials = optuna.create_study(), []
@@ -96,9 +77,8 @@ def main() -> None:
     for seed, by_method in sorted(searches(args.files).items()):
         if "horizon" not in by_method or "random" not in by_method:
             continue
-        (horizon, argv), (random, _) = by_method["horizon"], by_method["random"]
-        picked, section = replay(horizon, argv, random, args.audit)
-        print(f"### seed {seed}: {horizon['variant']}; {picked}\n\n" + "\n\n".join(section) + "\n")
+        picked, section = replay(by_method["horizon"], by_method["random"], args.audit)
+        print(f"### seed {seed}: {by_method['horizon']['variant']}; {picked}\n\n" + "\n\n".join(section) + "\n")
 
 
 if __name__ == "__main__":

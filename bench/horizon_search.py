@@ -238,13 +238,16 @@ def variant(method: str, rungs: list[float], factor: int, sampler: str = "tpe", 
 
 
 def loaded(path: Path) -> list[dict]:
-    """The results of an --out file, each named by its variant (from the command line that made it)."""
+    """The results of an --out file, each named by its variant and given the `factor` and `detrend`
+    of the command line that made it."""
     data = json.loads(path.read_text())
     ap = argparse.ArgumentParser()
     ap.add_argument("--rungs", type=rungs_of, default=rungs_of(DEFAULT_RUNGS))
     ap.add_argument("--factor", type=int, default=DEFAULT_FACTOR)
+    ap.add_argument("--detrend", nargs="+", default=[])
     made, _ = ap.parse_known_args(data["meta"]["argv"][1:])
-    return [{**r, "variant": r.get("variant") or variant(r["method"], made.rungs, made.factor)} for r in data["results"]]
+    return [{**r, "variant": r.get("variant") or variant(r["method"], made.rungs, made.factor),
+             "factor": made.factor, "detrend": made.detrend} for r in data["results"]]
 
 
 def trial_seconds(result: dict) -> tuple[float, str]:

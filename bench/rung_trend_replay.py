@@ -17,11 +17,11 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import numpy as np
+from horizon_search import loaded  # bench/, the script's own folder
 from scipy.stats import spearmanr
 
 
@@ -33,7 +33,7 @@ def searches(paths: list[Path]) -> dict[int, dict[str, dict]]:
     """{seed: {method: result}} over the files (a later file's search replaces an earlier one's)."""
     out: dict[int, dict[str, dict]] = {}
     for path in paths:
-        for r in json.loads(path.read_text())["results"]:
+        for r in loaded(path):
             out.setdefault(r["seed"], {})[r["method"]] = r
     return out
 
