@@ -9,8 +9,10 @@ import typer
 
 from orchestrator.errors import exit_on_input_error
 from trainer.errors import InputError
-from trainer.script.knobs import Knob, list_knobs, read_script
-from trainer.script.patch import apply_edits, parse_assignments, plan_edits
+from trainer.script.extract import extract as extract_log
+from trainer.script.folder import by_file, folder_knobs, open_folder, patched_files, write_copy
+from trainer.script.knobs import Knob, read_script
+from trainer.script.patch import parse_assignments, plan_edits
 
 script_app = typer.Typer(
     help=(
@@ -27,24 +29,24 @@ def knobs(
     file: Annotated[Path, typer.Argument(help="The train_gpt.py (or a record's code) to read.")],
     grep: Annotated[str | None, typer.Option(help="Only addresses matching this regular expression (any case).")] = None,
 ) -> None:
-    """List the script's knobs: every literal in a named position, with its address, value and line.
+    """List the script's knobs, and those of the modules it imports from its folder (as FILE:ADDRESS): every literal in a named position, with its address, value and line.
 
-    An address is what --set takes: `Hyperparameters.num_iterations` (class attribute), `WINDOW` (module constant), `TRAINING_STAGES[1].lr_mul` and `TRAINING_STAGES[0].window_sizes[1]` (keywords of calls in a list), `adam_defaults.lr` (dict(...) or {...}), `optimizer2.momentum` (a call assigned to a name), `Muon.momentum#2` (the second unassigned Muon(...) call), `get_muon_momentum.momentum_min` (a default), `get_lr.return{0.1}` (a number inside an expression). The grammar is in trainer/script/knobs.py. Arithmetic such as `8 * 2048 * 8` is one knob, shown with its value.
+    An address is what --set takes: `Hyperparameters.num_iterations` (class attribute), `WINDOW` (module constant), `TRAINING_STAGES[1].lr_mul` and `TRAINING_STAGES[0].window_sizes[1]` (keywords of calls in a list), `adam_defaults.lr` (dict(...) or {...}), `optimizer2.momentum` (a call assigned to a name), `Muon.momentum#2` (the second unassigned Muon(...) call), `get_muon_momentum.momentum_min` (a default), `get_lr.return{0.1}` (a number inside an expression). `triton_kernels.py:FusedSoftcappedCrossEntropy.forward.A` is a knob of triton_kernels.py, which the script imports. The grammar is in trainer/script/knobs.py. Arithmetic such as `8 * 2048 * 8` is one knob, shown with its value.
 
     Example: speedrun script knobs train_gpt.py --grep 'lr|momentum|window|batch|iterations|cooldown'
     """
     with exit_on_input_error():
-        found = list_knobs(read_script(file), str(file))
+        found = folder_knobs(open_folder(file))
         if grep is not None:
             try:
                 pattern = re.compile(grep, re.IGNORECASE)
             except re.error as e:
                 raise InputError(f"--grep '{grep}': not a regular expression: {e}") from None
-            found = [k for k in found if pattern.search(k.address)]
+            found = [(address, k) for address, k in found if pattern.search(address)]
     if not found:
         typer.echo("no knob matches" if grep is not None else f"{file}: no knobs", err=True)
         return
-    rows = [("ADDRESS", "VALUE", "LINE")] + [(k.address, _shown(k), str(k.line)) for k in found]
+    rows = [("ADDRESS", "VALUE", "LINE")] + [(address, _shown(k), str(k.line)) for address, k in found]
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     for address, value, line in rows:
         typer.echo(f"{address:<{widths[0]}}  {value:<{widths[1]}}  {line}".rstrip())
@@ -63,24 +65,51 @@ def patch(
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="ADDR=VALUE, value parsed as YAML (repeatable); ADDR from `speedrun script knobs`.")
     ] = None,
-    out: Annotated[str, typer.Option("--out", "-o", help="Where the patched copy goes ('-' for stdout).")] = "-",
+    out: Annotated[str, typer.Option("--out", "-o", help="Where the patched script goes ('-' for stdout), or a folder (no .py suffix) that gets the script and the modules it imports.")] = "-",
 ) -> None:
     """Write a copy of the script with some knobs changed: only those literals' text differs, every other byte is kept.
 
-    Values are parsed as YAML (1750, 0.05, 1e-3, true, [1, 3], "a string"); each must fit its knob: an int knob takes an int, a float knob an int or a float, a bool knob true or false, a tuple knob a list of numbers. An unknown or ambiguous address fails, naming the closest ones. Each change is printed on stderr as `FILE:LINE: ADDR: OLD -> NEW`.
+    Values are parsed as YAML (1750, 0.05, 1e-3, true, [1, 3], "a string"; a quoted "2800" stays a string); each must fit its knob: an int knob takes an int, a float knob an int or a float, a bool knob true or false, a tuple knob a list of numbers. An unknown or ambiguous address fails, naming the closest ones. A knob of a module the script imports (FILE:ADDRESS) needs -o FOLDER: the script runs with its modules beside it. Each change is printed on stderr as `FILE:LINE: ADDR: OLD -> NEW`.
 
-    Example: speedrun script patch train_gpt.py --set Hyperparameters.num_iterations=1750 --set 'TRAINING_STAGES[1].lr_mul=1.6' -o runs/a/train_gpt.py
+    Example: speedrun script patch train_gpt.py --set Hyperparameters.num_iterations=1750 --set 'triton_kernels.py:FusedSoftcappedCrossEntropy.forward.A=23.0' -o runs/a
     """
     with exit_on_input_error():
         if not overrides:
             raise InputError("nothing to change: give at least one --set ADDR=VALUE")
-        source = read_script(file)
-        edits = plan_edits(source, parse_assignments(overrides), str(file))
-        patched = apply_edits(source, edits, str(file))
-    for edit in edits:
-        typer.echo(f"{file}:{edit.knob.line}: {edit.knob.address}: {edit.knob.text} -> {edit.text}", err=True)
+        folder, values = open_folder(file), parse_assignments(overrides)
+        grouped = by_file(folder, values)
+        to_folder = out != "-" and not out.endswith(".py")
+        if not to_folder and set(grouped) != {folder.script.name}:
+            raise InputError(f"-o {out}: a knob of a module {file.name} imports is set; give -o a folder, "
+                             "which gets the script and the modules it imports")
+        changes = [(folder.root / name, edit) for name, knobs in grouped.items()
+                   for edit in plan_edits(read_script(folder.root / name), knobs, str(folder.root / name))]
+        written = write_copy(folder, values, Path(out)) if to_folder else []
+        patched = patched_files(folder, values)[folder.script.name]
+    for path, edit in changes:
+        typer.echo(f"{path}:{edit.knob.line}: {edit.knob.address}: {edit.knob.text} -> {edit.text}", err=True)
+    if to_folder:
+        typer.echo("wrote " + ", ".join(str(p) for p in written), err=True)
+        return
     if out == "-":
         sys.stdout.write(patched)
         return
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(patched, encoding="utf-8", newline="")
+
+
+@script_app.command("extract")
+def extract_command(
+    log: Annotated[Path, typer.Argument(help="A published record log: the record's code, a line of 100 '=', then the console output.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The folder for train_gpt.py and the modules the log embeds (created if missing).")],
+) -> None:
+    """Turn a modded-nanogpt record log into a runnable folder: train_gpt.py and, beside it, each file the log embeds.
+
+    The code above the log's line of 100 '=' becomes OUT/train_gpt.py; a 2026 track-1 log also holds the modules the script reads and imports from beside itself, each after a `# NAME.py` banner, and each becomes OUT/NAME.py. Every file must parse as Python. An existing file with other content is never overwritten (the command fails, writing nothing); one with the same content is kept. Each file of the folder is printed.
+
+    Example: speedrun script extract records/track_1_short/2026-01-19_BigramHashEmbedding/40ec7bb6-14b3-46f8-90b7-bb5ed188faba.txt -o runs/bigram
+    """
+    with exit_on_input_error():
+        written = extract_log(log, out)
+    for path in written:
+        typer.echo(str(path))

@@ -10,10 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import deque
 from pathlib import Path
 
-from trainer.process import STOP_GRACE_S, die_with_parent
+from orchestrator.targets import is_script
+from trainer.process import STOP_GRACE_S, die_with_parent, kill_session
 
 
 DEFAULT_COMPILE_CACHE = "~/.cache/speedrun/compile"
@@ -44,17 +46,25 @@ def trainer_command(config: str, overrides: list[str], events: str | Path | None
     return head + trainer_args(config, overrides, events)
 
 
-def trial_command(target: str, overrides: list[str], events: str | Path, nproc: int = 1) -> list[str]:
-    """The command of one trial: the trainer on a config, or `python -m trainer.script` on a `.py` script."""
-    if not str(target).endswith(".py"):
+def trial_command(target: str, overrides: list[str], events: str | Path, nproc: int = 1,
+                  python: str | None = None) -> list[str]:
+    """The command of one trial: the trainer on a config, or `python -m trainer.script` on a script
+    (run under `python`, default this interpreter)."""
+    if not is_script(target):
         return trainer_command(target, overrides, events, nproc)
     sets = [arg for item in overrides for arg in ("--set", item)]
+    interpreter = ["--python", python] if python else []
     return [sys.executable, "-m", "trainer.script", "--script", str(target), "--nproc", str(nproc),
-            "--events", str(events), *sets]
+            "--events", str(events), *interpreter, *sets]
 
 
 class TrainerProcess:
-    """One trainer subprocess; its stdout and stderr go to `log` (the console lines and any error)."""
+    """One trainer subprocess, in a session of its own; its stdout and stderr go to `log` (the
+    console lines and any error).
+
+    No process of the session outlives the trainer: once poll(), wait() or stop() sees it exit,
+    whatever it left running (torchrun's ranks, a script, their children) gets SIGKILL.
+    """
 
     def __init__(self, cmd: list[str], cwd: str | Path, log: str | Path, env: dict[str, str] | None = None):
         self.cmd = cmd
@@ -63,38 +73,72 @@ class TrainerProcess:
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                preexec_fn=die_with_parent(),
+                preexec_fn=die_with_parent(), start_new_session=True,
             )
         self.terminated = False
+        self.terminated_at: float | None = None  # time.monotonic() of the first SIGTERM
+        self.killed = False
+
+    def _exited(self) -> bool:
+        # Asked without reaping: while the trainer is an unreaped zombie its pid, which is the
+        # session's id, cannot be taken by a new process, so kill_session cannot hit a stranger
+        if self.proc.returncode is not None:
+            return True
+        if not hasattr(os, "waitid"):
+            return self.proc.poll() is not None
+        try:
+            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:  # reaped already
+            return True
 
     def poll(self) -> int | None:
-        return self.proc.poll()
+        """The exit code once the trainer has exited (what it left of its session killed); None while it runs."""
+        if self.proc.returncode is None and self._exited():
+            kill_session(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        return self.proc.returncode
 
     def wait(self, timeout: float | None) -> int | None:
         """The exit code once the trainer has exited, waiting up to `timeout` s; None while it runs."""
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.001
+        while (code := self.poll()) is None:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            time.sleep(pause if left is None else min(pause, left))
+            pause = min(2 * pause, 0.05)
+        return code
 
     @property
     def returncode(self) -> int | None:
         return self.proc.returncode
 
     def terminate(self) -> None:
-        """Ask the trainer to stop (SIGTERM: it finishes its step and writes `end: stopped`)."""
-        if self.proc.poll() is None:
+        """Ask the trainer to stop: SIGTERM to its process group (it finishes its step and writes `end: stopped`)."""
+        if self.poll() is None:
             self.terminated = True
-            self.proc.send_signal(signal.SIGTERM)
+            if self.terminated_at is None:
+                self.terminated_at = time.monotonic()
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        """SIGKILL every process of the trainer's session (torchrun's ranks, a script's own group)."""
+        if self.poll() is None:
+            self.killed = True
+            kill_session(self.proc.pid, signal.SIGKILL)
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> int:
-        """SIGTERM, wait up to `grace_s`, then SIGKILL; returns the exit code."""
+        """SIGTERM, wait up to `grace_s`, then SIGKILL the whole session; returns the exit code."""
         self.terminate()
-        try:
-            return self.proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+        code = self.wait(grace_s)
+        if code is None:
+            self.kill()
+            code = self.wait(None)
+        return code
 
     def log_tail(self) -> str:
         """The last lines the trainer printed (its error, for a failed run)."""
@@ -173,6 +217,8 @@ class WarmRun:
         self.worker, self.log, self.earlier_runs = worker, log, earlier_runs
         self.returncode: int | None = None
         self.terminated = False
+        self.terminated_at: float | None = None  # time.monotonic() of the first SIGTERM
+        self.killed = False
 
     def poll(self) -> int | None:
         return self.wait(0)
@@ -187,14 +233,22 @@ class WarmRun:
         """Ask the run to stop (SIGTERM to the worker: the run stops at a step boundary)."""
         if self.poll() is None:
             self.terminated = True
+            if self.terminated_at is None:
+                self.terminated_at = time.monotonic()
             self.worker.proc.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL the worker, and the run with it (the slot's next trial starts a fresh worker)."""
+        if self.poll() is None:
+            self.killed = True
+            self.worker.proc.kill()
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> int:
         """SIGTERM, wait up to `grace_s`, then SIGKILL the worker; returns the run's exit code."""
         self.terminate()
         code = self.wait(grace_s)
         if code is None:
-            self.worker.proc.kill()
+            self.kill()
             code = self.wait(None)
         return code
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,10 +27,11 @@ from analysis.report import effect_table
 from analysis.runs import Sweep, Trial, load_sweep, longest_runs
 from orchestrator.ablate import changes_from_base, prepare_ablation
 from orchestrator.sweep import SweepOptions, run_sweep
-from orchestrator.targets import patched_source, script_diff
+from orchestrator.targets import script_diff, write_script_folder
 from orchestrator.tracking import git_commit
 from trainer.config import load_config
 from trainer.errors import InputError
+from trainer.script.workdir import LOGS, run_id_folders
 
 FRESH_SEED_BASE = 1000  # promotion seeds start here: a sweep's trials run with the base's seed (0 by default)
 RECORDS_DIR = "records"
@@ -69,17 +71,19 @@ def finalists(sweep: Sweep, top_k: int, into: Path) -> list[Finalist]:
     return out
 
 
-def script_knobs(finalist: Finalist) -> tuple[str, dict]:
-    """A script trial's (script, {address: value}) from its config.yaml; ("", {}) for a trainer config."""
+def script_knobs(finalist: Finalist) -> tuple[dict, dict]:
+    """A script trial's base ({script, python}) and {address: value} from its config.yaml; ({}, {})
+    for a trainer config."""
     doc = yaml.safe_load(finalist.config.read_text())
-    return (doc["script"], doc.get("set") or {}) if isinstance(doc, dict) and "script" in doc else ("", {})
+    if not (isinstance(doc, dict) and "script" in doc):
+        return {}, {}
+    return {k: doc[k] for k in ("script", "python") if k in doc}, doc.get("set") or {}
 
 
 def promotion_file(name: str, finals: list[Finalist], reseeds: int, gpus: int, cpus: float, path: Path) -> Path:
     """The promotion as an ablation file: the best trial is the baseline, the others its variants."""
-    script, knobs = script_knobs(finals[0])
-    if script:  # each finalist is its whole set of knob values on the one script
-        base: dict = {"script": script}
+    base, knobs = script_knobs(finals[0])
+    if base:  # each finalist is its whole set of knob values on the one script
         baseline, variants = knobs, {f.arm: script_knobs(f)[1] for f in finals[1:]}
     else:
         base, baseline = {"config": finals[0].config.name}, {}
@@ -124,18 +128,23 @@ def pick_by_mean(promotion: Sweep, finals: list[Finalist]) -> Pick:
 
 
 def write_record(sweep: Sweep, promotion: Sweep, finals: list[Finalist], pick: Pick, root: Path, nproc: int) -> Path:
-    """records/<date>_<name>/: config.yaml (a script sweep: the patched script and changes.diff),
-    run.sh, README.md, statistics.md, environment.json."""
+    """records/<date>_<name>/: config.yaml (of a script sweep: which script, under which python,
+    beside the runnable folder: the patched script, the modules it imports, changes.diff), run.sh,
+    README.md, statistics.md, environment.json."""
     folder = root / f"{datetime.now(UTC):%Y-%m-%d}_{sweep.name}"
     folder.mkdir(parents=True, exist_ok=True)
-    script, knobs = script_knobs(pick.finalist)
+    base, knobs = script_knobs(pick.finalist)
+    script = base.get("script", "")
     run_sh = folder / "run.sh"
-    if script:  # the patched script itself, and its diff against the original
+    if script:
         overrides = [f"{k}={json.dumps(v)}" for k, v in knobs.items()]
-        (folder / Path(script).name).write_text(patched_source(script, overrides))
+        write_script_folder(script, overrides, folder)
         config_text = script_diff(script, overrides)
         (folder / "changes.diff").write_text(config_text)
-        run_sh.write_text(RUN_SCRIPT_SH.format(nproc=nproc, script=Path(script).name))
+        (folder / "config.yaml").write_text(yaml.safe_dump({**base, "script": Path(script).name}, sort_keys=False))
+        folders = " ".join(shlex.quote(f"{LOGS}/{f}") for f in run_id_folders((folder / Path(script).name).read_text()))
+        run_sh.write_text(RUN_SCRIPT_SH.format(nproc=nproc, script=Path(script).name, python=base.get("python", "python"),
+                                               mkdir=f"mkdir -p {folders}\n" if folders else ""))
     else:  # the finalist's config.yaml is the full config its promotion runs used
         config_text = load_config(str(pick.finalist.config)).to_yaml()
         (folder / "config.yaml").write_text(config_text)
@@ -146,7 +155,7 @@ def write_record(sweep: Sweep, promotion: Sweep, finals: list[Finalist], pick: P
     env = _environment(promotion, pick.run_ids)
     (folder / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
     (folder / "statistics.md").write_text(_statistics(promotion, pick, summary, record))
-    (folder / "README.md").write_text(_readme(sweep, promotion, finals, pick, summary, config_text, nproc, script))
+    (folder / "README.md").write_text(_readme(sweep, promotion, finals, pick, summary, config_text, nproc, script, folder))
     return folder
 
 
@@ -170,12 +179,13 @@ exec "${{PYTHON:-python}}" -m trainer --config "$here/config.yaml" "${{data[@]}}
 
 
 RUN_SCRIPT_SH = """#!/usr/bin/env bash
-# The promoted script, as a record run: NPROC ranks (default {nproc}) on this node, in this
-# folder's parent's working directory conventions (the script's own data paths). PYTHON: the
-# interpreter to use.
+# The promoted script, as a record run: NPROC ranks (default {nproc}) on this node, from the
+# working directory its data paths are relative to (the script's own conventions), where the
+# folder its run id logs into is made first. PYTHON: the interpreter (default: the one the sweep
+# ran it under).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exec "${{PYTHON:-python}}" -m torch.distributed.run --standalone --nproc_per_node="${{NPROC:-{nproc}}}" "$here/{script}" "$@"
+{mkdir}exec "${{PYTHON:-{python}}}" -m torch.distributed.run --standalone --nproc_per_node="${{NPROC:-{nproc}}}" "$here/{script}" "$@"
 """
 
 
@@ -206,7 +216,7 @@ def _statistics(promotion: Sweep, pick: Pick, summary: stats.ArmSummary, record:
 
 
 def _readme(sweep: Sweep, promotion: Sweep, finals: list[Finalist], pick: Pick, summary: stats.ArmSummary,
-            config_text: str, nproc: int, script: str) -> str:
+            config_text: str, nproc: int, script: str, folder: Path) -> str:
     commit, dirty = git_commit(Path(__file__).resolve().parent)
     f = pick.finalist
     searched = ", ".join(f"{k}={v}" for k, v in f.trial.searched.items()) or "(none recorded)"
@@ -236,7 +246,7 @@ the record rule; `environment.json` says where the runs ran.
 ## Run it
 
 ```bash
-DATA_DIR=data/fineweb10B ./run.sh          # NPROC ranks, {nproc} by default
+{f"bash {RECORDS_DIR}/{folder.name}/run.sh   # from the directory its data paths are relative to; NPROC ranks, {nproc} by default" if script else f"DATA_DIR=data/fineweb10B ./run.sh          # NPROC ranks, {nproc} by default"}
 ```
 
 ## Provenance

@@ -16,6 +16,7 @@ import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import yaml
 from mlflow import MlflowClient
 
 from analysis import stats
@@ -24,6 +25,7 @@ from analysis.report import effect_table
 from analysis.runs import load_sweep
 from orchestrator.ablate import changes_from_base
 from orchestrator.sweep import SweepOptions, run_sweep
+from orchestrator.targets import check_overrides
 from search_spaces import AblationSpace, BaseSpec, Budget, Resources
 from search_spaces.trainer_hook import two_argument
 from trainer.config import load_config
@@ -41,24 +43,41 @@ def record_config(record_dir: Path) -> Path:
     return config
 
 
-def attempt_space(record_dir: Path, runs: int, baseline: Path | None, gpus: int, cpus: float) -> AblationSpace:
-    """The attempt as queued runs: the record's config (and the baseline's) with seeds 0..runs-1."""
+def record_base(record_dir: Path) -> BaseSpec:
+    """What the record runs: its config.yaml, or for a script record the script it names (beside
+    it) under the interpreter it names."""
     config = record_config(record_dir)
+    doc = yaml.safe_load(config.read_text())
+    if not (isinstance(doc, dict) and "script" in doc):
+        return BaseSpec(config=str(config.resolve()))
+    script = (record_dir / str(doc["script"])).resolve()
+    if not script.is_file():
+        raise InputError(f"{config}: script '{doc['script']}' is not in {record_dir}; expected the promoted script beside it")
+    return BaseSpec(config=str(script), python=doc.get("python"))
+
+
+def attempt_space(record_dir: Path, runs: int, baseline: Path | None, gpus: int, cpus: float) -> AblationSpace:
+    """The attempt as queued runs: the record's config (and the baseline's) with seeds 0..runs-1;
+    a script record's runs are replicates that differ by the script's own randomness."""
+    base = record_base(record_dir)
     if runs < 2:
         raise InputError(f"--runs {runs}: expected at least 2 (the record rule is a t-test)")
     arm_overrides: dict[str, dict] = {RECORD_ARM: {}}
     if baseline is not None:
+        if base.is_script:
+            raise InputError(f"--baseline {baseline}: a script record runs its own script; compare it with another "
+                             "record folder's attempt (speedrun ablate with two script arms)")
         if not baseline.is_file():
             raise InputError(f"--baseline {baseline}: no such file; expected a trainer config YAML")
-        values = changes_from_base(str(config), {}, baseline)[0]
+        values = changes_from_base(base.config, {}, baseline)[0]
         values.pop("runtime.seed", None)
         arm_overrides = {"baseline": values, RECORD_ARM: {}}
     space = AblationSpace(
         name=f"record-{record_dir.resolve().name}", description=f"record attempt of {record_dir}",
-        base=BaseSpec(config=str(config.resolve())), arms=arm_overrides, seeds=list(range(runs)),
+        base=base, arms=arm_overrides, seeds=list(range(runs)),
         budget=Budget(trials=runs * len(arm_overrides)), resources=Resources(gpus=gpus, cpus=cpus),
     )
-    space._check = two_argument(load_config)
+    space._check = two_argument(check_overrides)
     return space
 
 
@@ -78,7 +97,8 @@ def run_attempt(record_dir: Path, runs: int, options: SweepOptions, baseline: Pa
     correlation; the verdict is a pass only at that stricter level.
     """
     if gpus is None:
-        gpus = 8 if load_config(str(record_config(record_dir))).runtime.device == "cuda" else 0
+        base = record_base(record_dir)
+        gpus = 8 if base.is_script or load_config(base.config).runtime.device == "cuda" else 0
     sizes = look_sizes(runs, looks)
     alpha = stats.RECORD_P_THRESHOLD / len(sizes)
     history = []

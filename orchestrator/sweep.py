@@ -9,8 +9,9 @@ Where things go (relative to `workdir`, the directory the sweep runs in):
   sweeps/<name>/trials/trial_NNNN  each trial's events.jsonl, trainer.log, overrides.txt
   sweeps/<name>/tune, tune-2, ...  Ray Tune's experiment directory, one per driver (resumes add one)
   sweeps/<name>/best.yaml          the best trial's full trainer config (a script sweep:
-                                   best_<script>.py, the script with the best trial's knobs; a
-                                   horizon sweep: the best config of its highest rung, at full length)
+                                   best/, the script with the best trial's knobs and the modules
+                                   it imports; a horizon sweep: the best config of its highest
+                                   rung, at full length)
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from orchestrator.launch import DEFAULT_COMPILE_CACHE
 from orchestrator.outcome import INTERRUPTED, OBJECTIVE, PROGRESS, VAL_LOSS
 from orchestrator.records import TrialRecord, best_record
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute, shown
-from orchestrator.targets import check_overrides, horizon_overrides, patched_source, resolve
-from search_spaces import AblationSpace, Budget, Resources, SweepSpace, load_space
+from orchestrator.targets import check_overrides, horizon_overrides, resolve, write_script_folder
+from search_spaces import AblationSpace, BaseSpec, Budget, Resources, SweepSpace, load_space
 from trainer.config import load_config
 from trainer.errors import InputError
 
@@ -181,19 +182,19 @@ def concurrency(nodes: list[dict[str, float]], cpus: float, gpus: int, trials: i
     return max(1, min(fit, trials))
 
 
-def resolve_config(base: str, overrides: list[str]) -> tuple[dict[str, Any], str] | None:
+def resolve_config(base: BaseSpec, overrides: list[str]) -> tuple[dict[str, Any], str] | None:
     """A trial's full config (dict, text), or None when its overrides do not apply."""
     try:
-        return resolve(base, overrides)
+        return resolve(base.config, overrides, base.python)
     except InputError:
         return None
 
 
 def write_best(space: SweepSpace, best: TrialRecord, sweep_dir: Path) -> Path:
-    """The best trial's full trainer config (best.yaml), or for a script its patched copy."""
+    """The best trial's full trainer config (best.yaml), or for a script the patched script in a
+    folder with the modules it imports (best/)."""
     if space.base.is_script:
-        path = sweep_dir / f"best_{Path(space.base.config).name}"
-        path.write_text(patched_source(space.base.config, best.overrides))
+        path = write_script_folder(space.base.config, best.overrides, sweep_dir / "best")[0]
     else:
         path = sweep_dir / "best.yaml"
         # a horizon sweep's best may come from a rung short of the full run: best.yaml is its config at full length
@@ -293,7 +294,7 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
         res, budget, metric = space.resources, space.budget, space.objective.metric
         nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
         parallel = concurrency(nodes, res.cpus, res.gpus, budget.trials)
-        resolve = lambda ov: resolve_config(space.base.config, ov)  # noqa: E731
+        resolve = lambda ov: resolve_config(space.base, ov)  # noqa: E731
         carry = Carryover()
         if options.resume:
             tracker = SweepTracker.reopen(options.tracking_uri, name)

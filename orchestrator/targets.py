@@ -4,7 +4,6 @@ checks, the tracked config and the trial's command."""
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ from search_spaces.yaml_data import to_yaml
 from trainer.config import load_config
 from trainer.errors import InputError
 from trainer.horizon import at_horizon
-from trainer.script.knobs import read_script
-from trainer.script.patch import parse_assignments, patch
+from trainer.script.folder import folder_diff, open_folder, patched_files, write_copy
+from trainer.script.patch import parse_assignments
 
 
 def is_script(target: str) -> bool:
@@ -26,7 +25,7 @@ def is_script(target: str) -> bool:
 def check_overrides(target: str, overrides: list[str]) -> object:
     """Raise InputError (naming the key or knob) unless the overrides apply to the target."""
     if is_script(target):
-        return patched_source(target, overrides)
+        return patched_files(open_folder(target), parse_assignments(overrides))
     return load_config(target, overrides)
 
 
@@ -53,24 +52,24 @@ def horizon_overrides(target: str, overrides: list[str], fraction: float) -> lis
     return [f"{k}={to_yaml(v)}" for k, v in after.items() if before.get(k) != v]
 
 
-def patched_source(script: str, overrides: list[str]) -> str:
-    """The script's source with the overrides' literals patched in (every other byte as it was)."""
-    return patch(read_script(script), parse_assignments(overrides), filename=str(script))
+def write_script_folder(script: str, overrides: list[str], into: Path) -> list[Path]:
+    """The script and the modules it imports, with the overrides' literals patched in, copied into
+    `into`: a folder that runs on its own (`speedrun script patch -o DIR`, a record folder)."""
+    return write_copy(open_folder(script), parse_assignments(overrides), into)
 
 
-def resolve(target: str, overrides: list[str]) -> tuple[dict[str, Any], str]:
-    """The full config a trial runs, as a dict (for MLflow params) and as text (an artifact)."""
+def resolve(target: str, overrides: list[str], python: str | None = None) -> tuple[dict[str, Any], str]:
+    """The full config a trial runs, as a dict (for MLflow params) and as text (an artifact); a
+    script's names its interpreter when it is not speedrun's."""
     if is_script(target):
         knobs = parse_assignments(overrides)
-        return {"script": str(target), "knob": knobs}, yaml.safe_dump({"script": str(target), "set": knobs}, sort_keys=False)
+        interpreter = {"python": python} if python else {}
+        doc = {"script": str(target), **interpreter, "set": knobs}
+        return {"script": str(target), **interpreter, "knob": knobs}, yaml.safe_dump(doc, sort_keys=False)
     cfg = load_config(target, overrides)
     return cfg.model_dump(mode="json"), cfg.to_yaml()
 
 
 def script_diff(script: str, overrides: list[str]) -> str:
-    """A unified diff of the patched script against the original."""
-    original = read_script(script)
-    name = Path(script).name
-    return "".join(difflib.unified_diff(original.splitlines(keepends=True),
-                                        patched_source(script, overrides).splitlines(keepends=True),
-                                        f"a/{name}", f"b/{name}"))
+    """A unified diff of each patched file of the script's folder against the original."""
+    return folder_diff(open_folder(script), parse_assignments(overrides))

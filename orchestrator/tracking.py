@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import socket
 import subprocess
@@ -57,9 +58,10 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
 
 def param_key(key: str) -> str:
     """`key` in the characters MLflow allows in a param name: a script knob's address
-    (`TRAINING_STAGES[1].lr_mul`, `Muon.momentum#2`) keeps its shape, `[1]` becoming `.1`."""
+    (`TRAINING_STAGES[1].lr_mul`, `Muon.momentum#2`, `triton_kernels.py:A`) keeps its shape, `[1]`
+    becoming `.1`."""
     key = re.sub(r"\[(\d+)\]", r".\1", key)
-    return re.sub(r"[^\w.\- /]", "_", key)
+    return re.sub(r"[^\w.\- /:]", "_", key)
 
 
 def git_commit(path: Path) -> tuple[str | None, bool]:
@@ -195,10 +197,18 @@ class SweepTracker:
         self._log(run_id, metrics={k: v for k, v in metrics.items() if finite(v)}, tags=tags, step=last.get("step") or 0)
         if rec.log_tail:
             self.client.log_text(run_id, rec.log_tail, "trainer_log_tail.txt")
-        patched = Path(last.get("trial_dir") or "") / "train_gpt.py"  # a script trial's patched copy
-        if last.get("trial_dir") and patched.is_file():
-            self.client.log_artifact(run_id, str(patched))
+        if last.get("trial_dir"):
+            self._log_patched_files(run_id, Path(last["trial_dir"]) / "code")
         self.client.set_terminated(run_id, RUN_STATUS.get(rec.status, "FAILED"))
+
+    def _log_patched_files(self, run_id: str, code: Path) -> None:
+        """A script trial's patched files: the real files of its code folder (the rest are links
+        to the user's folder, never followed)."""
+        for folder, _, files in os.walk(code):
+            rel = Path(folder).relative_to(code)
+            for name in sorted(files):
+                if not (Path(folder) / name).is_symlink():
+                    self.client.log_artifact(run_id, str(Path(folder) / name), None if rel == Path() else str(rel))
 
     # --- the sweep -----------------------------------------------------------------------
 

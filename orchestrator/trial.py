@@ -202,7 +202,7 @@ class TrainerTrial(tune.Trainable):
             self.process = self.worker.submit(trainer_args(space.base.config, self.overrides, self.events_path), log)
             self.info["worker_runs"] = self.process.earlier_runs
         else:
-            cmd = trial_command(space.base.config, self.overrides, self.events_path, self.nproc)
+            cmd = trial_command(space.base.config, self.overrides, self.events_path, self.nproc, space.base.python)
             self.process = TrainerProcess(cmd, cwd=self.workdir, log=log, env=self.env)
 
     # --- Tune's interface ------------------------------------------------------------
@@ -210,7 +210,6 @@ class TrainerTrial(tune.Trainable):
     def step(self) -> dict[str, Any]:
         if self.final is not None:
             return self.final
-        time_s = self.space.budget.time_s
         while True:
             self._read_events()
             if self.pending:
@@ -223,10 +222,23 @@ class TrainerTrial(tune.Trainable):
                     return self.pending.popleft()
                 self.final = self._outcome(code)
                 return self.final
-            if time_s is not None and not self.time_limit_hit and time.monotonic() - self.started > time_s:
+            self._enforce_time_limit()
+            self._wait(POLL_S)
+
+    def _enforce_time_limit(self) -> None:
+        """SIGTERM once the trial has run `budget.time_s`; SIGKILL (the trainer's session, or the
+        warm worker) if it still runs STOP_GRACE_S later. One check, no waiting: step() calls it
+        between reads of the events, which go on meanwhile."""
+        time_s = self.space.budget.time_s
+        if time_s is None:
+            return
+        if not self.time_limit_hit:
+            if time.monotonic() - self.started > time_s:
                 self.time_limit_hit = True
                 self.process.terminate()
-            self._wait(POLL_S)
+        elif (not self.process.killed and self.process.terminated_at is not None
+              and time.monotonic() - self.process.terminated_at > STOP_GRACE_S):
+            self.process.kill()  # it ignores SIGTERM, or hangs: the budget must still end it
 
     def _wait(self, seconds: float) -> None:
         """Sleep up to `seconds`, but wake as soon as the trainer exits: the trial ends without a
@@ -242,7 +254,10 @@ class TrainerTrial(tune.Trainable):
 
     def _end_trainer(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.stop(STOP_GRACE_S)
+            sent = self.process.terminated_at
+            # one sent SIGTERM at the time limit already has only what is left of its grace
+            grace = STOP_GRACE_S if sent is None else max(0.0, STOP_GRACE_S - (time.monotonic() - sent))
+            self.process.stop(grace)
 
     # --- events -> results -------------------------------------------------------------
 
@@ -290,8 +305,10 @@ class TrainerTrial(tune.Trainable):
         end = self.end_event or {}
         status = end.get("status") or status_from_exit(code)
         error = end.get("error")
-        if status == STOPPED and self.time_limit_hit:
-            error = f"stopped at the per-trial time limit (budget.time_s = {self.space.budget.time_s:g} s)"
+        if self.time_limit_hit and (status == STOPPED or self.process.killed):
+            status = STOPPED
+            how = ", then killed: it ignored SIGTERM" if self.process.killed else ""
+            error = f"stopped at the per-trial time limit (budget.time_s = {self.space.budget.time_s:g} s){how}"
         elif status == DIVERGED:
             error = f"diverged: non-finite loss at step {self.last['step']}"
         elif status == FAILED and not error:

@@ -11,10 +11,13 @@ Grammar (every top-level key except `base`, `params` and `budget` is optional)::
       set:                         # fixed trainer overrides, dotted key -> any YAML value
         data.val_tokens: 1048576
         schedule.seq_len: [{until: 1.0, tokens: 32768}]
-    # or a modded-nanogpt-style script, run unedited but for the literals the trial sets:
-    #   base: {script: train_gpt.py, env: {DATA_PATH: data}, set: {Hyperparameters.val_tokens: 1048576}}
+    # or a modded-nanogpt-style script folder, run unedited but for the literals the trial sets:
+    #   base: {script: train_gpt.py, env: {DATA_PATH: data}, set: {Hyperparameters.val_tokens: 1048576},
+    #          python: ~/envs/record/bin/python}     # optional: the record's own interpreter
     # keys are then the script's knob addresses (`speedrun script knobs train_gpt.py`), e.g.
-    # `TRAINING_STAGES[1].lr_mul`; budget.steps does not apply (set the script's iterations knob)
+    # `TRAINING_STAGES[1].lr_mul`, or `FILE:ADDRESS` in a module it imports from its folder
+    # (`triton_kernels.py:FusedSoftcappedCrossEntropy.forward.A`); budget.steps does not apply
+    # (set the script's iterations knob)
 
     params:                        # dotted trainer key -> distribution (one per key)
       optim.muon_lr:  {float: [0.02, 0.1], log: true}       # float, uniform or log; optional step
@@ -102,6 +105,7 @@ class BaseSpec(_Section):
     config: str  # a preset name, or an absolute path once loaded (a .py path: a script)
     set: dict[str, Any] = {}
     env: dict[str, str] = {}  # environment of every run (a script's DATA_PATH, say)
+    python: str | None = None  # a script's interpreter (a record's own virtual environment); default speedrun's
 
     @property
     def is_script(self) -> bool:

@@ -5,6 +5,7 @@ its key path, and validation goes on, so one run lists every problem in the file
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -153,6 +154,10 @@ def read_base(report: Report, raw: Any) -> BaseSpec | None:
     base = _section(report, BaseSpec, raw, path)
     if base is None:
         return None
+    if base.python is not None:
+        report.error(path + ("python",), "an interpreter applies to a script base (`script: train_gpt.py`); "
+                                         "a trainer config runs under speedrun's own")
+        return None
     ok = _set_keys_ok(report, base, path)
     config = base.config
     if config.endswith(".py"):
@@ -191,7 +196,25 @@ def _script_base(report: Report, raw: dict, path: Path_) -> BaseSpec | None:
     base = _section(report, BaseSpec, {**{k: v for k, v in raw.items() if k != "script"}, "config": str(found.resolve())}, path)
     if base is None:
         return None
+    if base.python is not None:
+        python = _interpreter(report, base.python, path + ("python",))
+        if python is None:
+            return None
+        base = base.model_copy(update={"python": python})
     return base if _set_keys_ok(report, base, path) else None
+
+
+def _interpreter(report: Report, python: str, path: Path_) -> str | None:
+    """`base.python`: an interpreter, or a virtual environment's folder, found from the file's folder."""
+    given = Path(python).expanduser()
+    candidates = [given] if given.is_absolute() else [report.file.parent / given, given]
+    for candidate in candidates:
+        exe = candidate / "bin" / "python" if candidate.is_dir() else candidate
+        if exe.is_file() and os.access(exe, os.X_OK):
+            return str(exe.absolute())
+    report.error(path, f"no Python interpreter at '{python}' (looked in {', '.join(str(c) for c in candidates)}); "
+                       "expected an executable or a virtual environment's folder")
+    return None
 
 
 def _set_keys_ok(report: Report, base: BaseSpec, path: Path_) -> bool:

@@ -1,7 +1,8 @@
 """Running a speedrun script through `python -m trainer.script`: its log becomes the trainer's events.
 
-The runs use tests/fixtures_script/tiny_train_gpt.py, a record-shaped script that really trains
-a tiny model on the shipped fixture shards in a few seconds on a CPU.
+The runs use tests/fixtures_script/tiny_record/, a record-shaped script folder (train_gpt.py and the
+triton_kernels.py it imports and reads) that really trains a tiny model on the shipped fixture
+shards in a few seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from trainer.script.logparse import StepLine, parse_peak_memory, parse_step
 from trainer.script.patch import patch
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "fixtures_script" / "tiny_train_gpt.py"
+TINY = REPO / "tests" / "fixtures_script" / "tiny_record" / "train_gpt.py"
 
 
 def run_script(events: Path, *overrides: str, **popen: Any) -> subprocess.Popen:
@@ -102,7 +103,7 @@ def test_a_completed_run_streams_val_events_and_keeps_its_patched_copy(tmp_path)
     assert [e["step"] for e in evs if e["event"] == "train"] == [1, 2, 3, 4, 5, 6]
     assert evs[-1]["status"] == "completed" and evs[-1]["step"] == 6
     assert "step:6/6 val_loss:" in out  # the script's console goes on to ours
-    copy = events.parent / "train_gpt.py"
+    copy = events.parent / "code" / "train_gpt.py"
     assert copy.read_text() == patch(read_script(TINY), evs[0]["config"]["overrides"])
 
 
@@ -114,7 +115,9 @@ def test_a_crashing_script_ends_failed_with_its_error(tmp_path):
     assert proc.returncode == 1
     end = read_events(events)[-1]
     assert end["event"] == "end" and end["status"] == "failed"
-    assert "AssertionError: model_dim 64 is not a multiple of num_heads 3" in end["error"]
+    line = next(i for i, text in enumerate(TINY.read_text().splitlines(), 1) if "assert dim % num_heads" in text)
+    assert end["error"].splitlines()[0] == (f"AssertionError: model_dim 64 is not a multiple of num_heads 3 "
+                                            f"(train_gpt.py:{line}) [exit code 1]")
     assert "AssertionError" in err  # and the traceback reached the console
 
 
@@ -143,7 +146,7 @@ def test_sigterm_forwards_to_the_script_and_ends_stopped(tmp_path):
     assert proc.returncode == 4
     end = read_events(events)[-1]
     assert end["status"] == "stopped" and 0 < end["step"] < 1000000
-    assert pids_running(tmp_path / "train_gpt.py") == []
+    assert pids_running(tmp_path / "code" / "train_gpt.py") == []
 
 
 def test_a_bad_address_exits_2_before_running_anything(tmp_path):
@@ -153,16 +156,20 @@ def test_a_bad_address_exits_2_before_running_anything(tmp_path):
     assert proc.returncode == 2
     assert err.startswith("error: no knob 'Hyperparameters.num_iteration'")
     assert "Hyperparameters.num_iterations (line" in err
-    assert not events.exists() and not (tmp_path / "train_gpt.py").exists()
+    assert not events.exists() and not (tmp_path / "code").exists()
 
 
-def test_events_beside_the_script_would_overwrite_it(tmp_path):
+def test_a_script_that_exits_0_without_its_final_val_line_is_an_incomplete_failure(tmp_path):
     script = tmp_path / "train_gpt.py"
-    script.write_text("x = 1\n")
+    script.write_text('print("step:0/5 val_loss:4.0 train_time:0ms step_avg:nanms")\n'
+                      'print("step:1/5 train_time:3ms step_avg:3.00ms")\n')
     result = subprocess.run([sys.executable, "-m", "trainer.script", "--script", str(script),
                              "--events", str(tmp_path / "events.jsonl")], capture_output=True, text=True, cwd=REPO)
-    assert result.returncode == 2 and "would overwrite" in result.stderr
-    assert script.read_text() == "x = 1\n"
+    assert result.returncode == 1
+    end = read_events(tmp_path / "events.jsonl")[-1]
+    assert end["status"] == "failed" and end["step"] == 1 and end["exit_code"] == 0
+    assert end["error"].startswith("incomplete: the script exited 0 at step 1/5")
+    assert script.read_text().startswith('print("step:0/5')  # events beside the script leave it as it was
 
 
 def test_help_has_an_example():
@@ -213,8 +220,8 @@ resources: {{gpus: 0, cpus: 1}}
         assert "searched.adam_params.0.lr" in run.data.params and "knob.TRAINING_STAGES.1.lr_mul" in run.data.params
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"train_gpt.py", "config.yaml"} <= artifacts  # the patched script of this trial
-    best = tmp_path / "sweeps" / "script-sweep" / f"best_{TINY.name}"
-    assert best.is_file() and best.read_text() != TINY.read_text()
+    best = tmp_path / "sweeps" / "script-sweep" / "best"
+    assert (best / "train_gpt.py").read_text() != TINY.read_text() and (best / "triton_kernels.py").is_file()
 
 
 def test_a_script_space_with_an_unknown_knob_fails_at_its_line_with_the_closest_addresses(tmp_path):
@@ -231,34 +238,3 @@ def test_a_script_space_with_an_unknown_knob_fails_at_its_line_with_the_closest_
     assert "space.yaml:3: params.adam_params[0].lrr:" in msg and "adam_params[0].lr" in msg, msg
     msg = errors(f"base: {{script: {TINY}}}\nparams:\n  adam_params[0].lr: {{float: [0.01, 0.1]}}\nbudget: {{trials: 2, steps: 5}}\n")
     assert "space.yaml:4: budget.steps: a script has no schedule.num_iterations" in msg, msg
-
-
-@pytest.mark.slow
-def test_promoting_a_script_sweep_writes_the_patched_script_and_its_diff(tmp_path):
-    from orchestrator.promote import promote
-    from orchestrator.sweep import SweepOptions, prepare_space, run_sweep
-
-    data = REPO / "trainer" / "fixtures"
-    (tmp_path / "space.yaml").write_text(f"""\
-base:
-  script: {TINY}
-  set:
-    Hyperparameters.train_files: "{data}/fixture_train_*.bin"
-    Hyperparameters.val_files: "{data}/fixture_val_*.bin"
-params:
-  adam_params[0].lr: {{float: [0.01, 0.1], log: true}}
-budget: {{trials: 2}}
-sampler: {{name: random, seed: 0}}
-resources: {{gpus: 0, cpus: 1}}
-""")
-    options = SweepOptions(workdir=tmp_path)
-    run_sweep(prepare_space(tmp_path / "space.yaml"), SweepOptions(name="script-pr", workdir=tmp_path))
-    folder = promote("script-pr", top_k=2, reseeds=2, options=options, nproc=1)
-
-    patched = (folder / TINY.name).read_text()
-    diff = (folder / "changes.diff").read_text()
-    assert patched != TINY.read_text() and "adam_params" not in diff.split("@@")[0]
-    changed = [line for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
-    assert any("lr=" in line for line in changed) and all("lr=" in line or "_files" in line for line in changed)
-    assert f"./{TINY.name}" in (folder / "run.sh").read_text() or TINY.name in (folder / "run.sh").read_text()
-    assert "```diff" in (folder / "README.md").read_text()

@@ -1,8 +1,9 @@
-"""Child processes that do not outlive their parent."""
+"""Child processes that do not outlive their parent, and sessions that leave no process behind."""
 
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 from collections.abc import Callable
 
@@ -16,7 +17,7 @@ def _linux_prctl():
 
 _PRCTL = _linux_prctl()  # looked up here, never in a forked child
 PR_SET_PDEATHSIG = 1
-STOP_GRACE_S = 10.0  # SIGTERM, then this long for a clean `stopped` exit, then SIGKILL
+STOP_GRACE_S = 10.0  # SIGTERM, then this long for a clean `stopped` exit, then SIGKILL to its whole session
 
 
 def _sigterm_on_parent_death() -> None:
@@ -31,3 +32,61 @@ def die_with_parent() -> Callable[[], None] | None:
     writes `end: stopped` (and torchrun forwards it to its ranks).
     """
     return _sigterm_on_parent_death if _PRCTL is not None else None
+
+
+def session_members(sid: int) -> list[int] | None:
+    """Pids of the live processes of session `sid` (Linux /proc); None where there is no /proc.
+
+    Zombies are left out: they are dead already, and one whose parent does not reap it (an
+    orphan under a container's init) would otherwise count as alive forever.
+    """
+    try:
+        entries = os.scandir("/proc")
+    except OSError:
+        return None
+    members = []
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:  # exited since the listing
+                continue
+            # the command name, in parentheses, may itself hold spaces and parentheses
+            fields = stat[stat.rfind(b")") + 2:].split()
+            if len(fields) > 3 and int(fields[3]) == sid and fields[0] not in (b"Z", b"X"):
+                members.append(int(entry.name))
+    return members
+
+
+def kill_session(sid: int, sig: int = signal.SIGKILL) -> set[int]:
+    """Send `sig` to every process of session `sid`; returns the pids it reached.
+
+    A trial runs in a session of its own, and its processes may sit in groups of their own
+    inside it (a script's torchrun), so the session, not a process group, is what holds all
+    of them. Without /proc only the leader's process group is signalled.
+    """
+    reached: set[int] = set()
+    seen: set[int] = set()
+    # A member may fork between the listing and its signal: list again until nothing new shows up
+    for _ in range(10):
+        members = session_members(sid)
+        if members is None:
+            try:
+                os.killpg(sid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+            return reached
+        new = [pid for pid in members if pid not in seen]
+        if not new:
+            break
+        seen.update(new)
+        for pid in new:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):  # exited since the listing
+                continue
+            reached.add(pid)
+    return reached

@@ -15,9 +15,14 @@ EXAMPLE = """examples:
       --set Hyperparameters.num_scheduled_iterations=1300 --set 'TRAINING_STAGES[1].lr_mul=1.6'
   speedrun script knobs train_gpt.py --grep lr      # the addresses --set takes
 
-The patched copy is kept beside the events file as train_gpt.py; the script runs in --workdir
-(its relative data paths are its own). Its `step:N/M val_loss:...` lines become the trainer's
-events (start, train, val, end).
+  python -m trainer.script --script modded-nanogpt/train_gpt.py --python ~/envs/record/bin/python \\
+      --set 'triton_kernels.py:FusedSoftcappedCrossEntropy.forward.A=23.0'
+
+The script's folder is laid out beside the events file as code/ (patched files, links to the
+rest: its imports and reads of its own folder work); it runs in work/, links to --workdir's files
+(its relative data paths are its own) and a logs/ of its own. Its `step:N/M val_loss:...` lines
+become the trainer's events (start, train, val, end); a run completes only with its final
+`step:M/M val_loss:` line.
 
 exit codes: 0 completed, 1 failed, 2 bad input, 3 diverged, 4 stopped (SIGTERM)"""
 
@@ -34,14 +39,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="override the literal at ADDR, value parsed as YAML (repeatable)")
     p.add_argument("--nproc", type=int, default=1, help="processes (GPUs); more than 1 runs torchrun")
     p.add_argument("--events", help="write events as JSON lines to this file ('-' for stdout)")
-    p.add_argument("--workdir", default=".", help="directory the script runs in (default: this one)")
+    p.add_argument("--workdir", default=".",
+                   help="the directory whose files the script sees in its working directory (default: this one)")
+    p.add_argument("--python", help="the interpreter (or virtual environment) to run the script under "
+                                    "(default: this one); a record's own keeps its pinned torch")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        status = run_script(args.script, parse_assignments(args.overrides), args.nproc, args.events, args.workdir)
+        status = run_script(args.script, parse_assignments(args.overrides), args.nproc, args.events, args.workdir,
+                            args.python)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

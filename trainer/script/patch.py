@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from trainer.config import parse_override
 from trainer.errors import InputError
 from trainer.script.knobs import BOM, Knob, list_knobs
@@ -150,7 +152,7 @@ def _type_name(value: Any) -> str:
 def parse_assignment(item: str) -> tuple[str, Any]:
     """`ADDR=VALUE` from the command line, the value read as YAML (and `1e-3` as a number, as Python would)."""
     address, value = parse_override(item)
-    if isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
+    if isinstance(value, str) and _plain(item.partition("=")[2]):  # YAML 1.1 reads `1e-3` (no dot) as a string
         try:
             number = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
@@ -158,6 +160,15 @@ def parse_assignment(item: str) -> tuple[str, Any]:
         if isinstance(number, (int, float)) and not isinstance(number, bool):
             value = number
     return address, value
+
+
+def _plain(raw: str) -> bool:
+    """Whether a YAML scalar was written unquoted and untagged: `"2800"` and `!!str 2800` stay strings."""
+    try:
+        scalars = [e for e in yaml.parse(raw) if isinstance(e, yaml.ScalarEvent)]
+    except yaml.YAMLError:
+        return False
+    return len(scalars) == 1 and scalars[0].implicit[0]
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, Any]:

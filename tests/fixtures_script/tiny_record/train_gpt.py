@@ -4,18 +4,29 @@ It has the shape the records' scripts have (a Hyperparameters dataclass, a list 
 stages, optimizers built from literals, a stable-then-cooldown LR, the record's console lines)
 and really trains a 2-layer transformer on the real-text fixture shards, with tokens folded into
 a small vocabulary so that a few steps take a few seconds on a CPU. Data paths are relative to the
-working directory, as in the records: run it from the repository root.
+working directory, as in the records: run it from the repository root. As HEAD's does, it
+imports its loss from triton_kernels.py beside it, reads that file by its own folder to log its
+code, and writes the log to logs/final/<uuid>.txt after creating only logs/ (the 2025-08 records).
 """
 
 import glob
 import os
+import sys
 import time
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from triton_kernels import SoftcappedCrossEntropy
+
+with open(sys.argv[0]) as f:
+    code = f.read()
+with open(os.path.join(os.path.dirname(sys.argv[0]), "triton_kernels.py")) as f:
+    code += "\n# triton_kernels.py\n" + f.read()
 
 
 @dataclass(slots=True)
@@ -32,6 +43,7 @@ class Hyperparameters:
     cooldown_frac: float = 0.5  # tail of the run with a decaying lr
     val_loss_every: int = 4  # steps between validations (0: at the end only)
     seed: int = 0
+    run_id = f"final/{uuid.uuid4()}"
 
 
 args = Hyperparameters()
@@ -79,8 +91,7 @@ class GPT(nn.Module):
         x = self.embed(inputs)
         for block in self.blocks:
             x = block(x)
-        logits = self.lm_head(F.rms_norm(x, (x.size(-1),)))
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+        return SoftcappedCrossEntropy.forward(self.lm_head(F.rms_norm(x, (x.size(-1),))), targets)
 
 
 def load_tokens(pattern: str) -> torch.Tensor:
@@ -133,9 +144,18 @@ def evaluate() -> float:
     return loss.item()
 
 
+if rank == 0:
+    os.makedirs("logs", exist_ok=True)
+    logfile = f"logs/{args.run_id}.txt"
+    with open(logfile, "w") as f:
+        f.write(code + "=" * 100 + "\n")
+
+
 def print0(s: str) -> None:
     if rank == 0:
         print(s, flush=True)
+        with open(logfile, "a") as f:
+            f.write(s + "\n")
 
 
 train_steps = args.num_iterations
