@@ -64,11 +64,11 @@ def sweep_runs(work: Path) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| run | status | start-up (s) | step (ms) | val loss @25 | @50 |", "|---|---|---:|---:|---:|---:|"]
+    lines = ["| run | status | start-up (s) | step (ms) | val loss @20 | @40 |", "|---|---|---:|---:|---:|---:|"]
     for r in rows:
         fmt = lambda v, f: "–" if v is None else format(v, f)  # noqa: E731
         lines.append(f"| {r['run']} | {r['status']} | {fmt(r['startup_s'], '.0f')} | {fmt(r['step_ms'], '.0f')} | "
-                     f"{fmt(r['val'].get(25), '.4f')} | {fmt(r['val'].get(50), '.4f')} |")
+                     f"{fmt(r['val'].get(20), '.4f')} | {fmt(r['val'].get(40), '.4f')} |")
     return "\n".join(lines)
 
 

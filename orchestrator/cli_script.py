@@ -24,6 +24,9 @@ script_app = typer.Typer(
 )
 
 
+SHOWN_MAX = 60
+
+
 @script_app.command()
 def knobs(
     file: Annotated[Path, typer.Argument(help="The train_gpt.py (or a record's code) to read.")],
@@ -53,10 +56,12 @@ def knobs(
 
 
 def _shown(knob: Knob) -> str:
-    """The value, and the source where it is arithmetic: `131072 = 8 * 2048 * 8`."""
+    """The value, and the source where it is arithmetic: `131072 = 8 * 2048 * 8`; a long one cut
+    (a kernel's embedded source string would otherwise widen every row)."""
     value = repr(knob.value)
     arithmetic = re.search(r"[*/%()]|\s|(?<!^)(?<![eE])[-+]", knob.text) and knob.kind in ("int", "float")
-    return f"{value} = {' '.join(knob.text.split())}" if arithmetic else value
+    shown = f"{value} = {' '.join(knob.text.split())}" if arithmetic else value
+    return shown if len(shown) <= SHOWN_MAX else shown[: SHOWN_MAX - 1] + "…"
 
 
 @script_app.command()

@@ -82,7 +82,7 @@ rank = int(os.environ["RANK"])
 # one write() to the pipe both ranks share, so the two lines cannot interleave
 os.write(1, f"rank {rank} CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}\\n".encode())
 if rank == 0:
-    arrived = Path("arrived")
+    arrived = Path(os.environ["ARRIVED"])  # each run has a working directory of its own
     arrived.mkdir(exist_ok=True)
     (arrived / str(os.getpid())).touch()
     deadline = time.time() + 180
@@ -104,6 +104,7 @@ def packed_sweep(tmp_path_factory):
     (work / "space.yaml").write_text(f"""\
 base:
   script: {work / 'train_gpt.py'}
+  env: {{ARRIVED: {work / 'arrived'}}}
 params:
   lr: {{float: [0.1, 0.5]}}
 budget: {{trials: 4}}

@@ -193,3 +193,8 @@ def test_an_interpreter_that_is_not_one_exits_2(tmp_path):
     result = subprocess.run([sys.executable, "-m", "trainer.script", "--script", str(script),
                              "--python", str(tmp_path / "nope")], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and result.stderr.startswith(f"error: --python {tmp_path / 'nope'}: not an executable")
+
+
+def test_a_rank_that_exits_without_a_traceback_is_not_blamed_on_torchrun():
+    launcher_only = RANK_TRACEBACK.split("E1208", 1)[1].splitlines(keepends=True)
+    assert summarize(["the trials never ran all at once\n", *launcher_only], Path("/t/code")) is None

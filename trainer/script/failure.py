@@ -17,11 +17,12 @@ _LAUNCHER = ("torch.distributed.elastic", "ChildFailedError")
 
 
 def summarize(stderr: Iterable[str], code_dir: Path | None = None) -> str | None:
-    """`Exception: message (FILE:LINE)` of the last traceback that is not the launcher's; FILE is
-    the innermost frame in `code_dir` (the script's folder) when one is, else the innermost frame."""
+    """`Exception: message (FILE:LINE)` of the last traceback that is not the launcher's (None when
+    there is none: a rank that exited by sys.exit leaves only torchrun's); FILE is the innermost
+    frame in `code_dir` (the script's folder) when one is, else the innermost frame."""
     lines = [line.rstrip("\n") for line in stderr]
     blocks = _tracebacks(lines)
-    own = [b for b in blocks if not any(mark in b[-1] for mark in _LAUNCHER)] or blocks
+    own = [b for b in blocks if not any(mark in b[-1] for mark in _LAUNCHER)]
     if not own:
         return None
     block = own[-1]
