@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # modded-nanogpt's 2025-08-23 record, its own code unedited, through speedrun on one GPU:
-# a solo cache-filling run (cold start-up, step time) beside the built-in trainer on the same data
-# and schedule, then `speedrun sweep` (2 trials), `promote` (1 finalist, 2 fresh runs), a 2-run
-# `record run` of the promoted folder and `ablate` (2 arms x 2 runs). 40 steps of the record's
+# `speedrun sweep` (2 trials, the first compiling cold, the second from its cache), with the
+# built-in trainer on the same data and schedule beside its first trial, then `promote` (1
+# finalist, 2 fresh runs), a 2-run `record run` of the promoted folder and `ablate` (2 arms x 2
+# runs), one run at a time. 40 steps of the record's
 # schedule at its 393,216 tokens per step. docs/benchmarks.md has what it measured.
 #
 #   speedrun script extract <the record's log>.txt -o .ref/r0823      # once, git-ignored
@@ -21,27 +22,19 @@ mkdir -p "$shards"
 for i in 1 2 3 4 5 6 7 8; do ln -sf "$data"/proxy_train_*.bin "$shards/fineweb_train_00000$i.bin"; done
 for i in 0 1; do ln -sf "$data"/proxy_val_*.bin "$shards/fineweb_val_00000$i.bin"; done
 export PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-cache=$HOME/.cache/speedrun/compile/$(hostname)  # the sweeps' default --compile-cache
-knobs=(--set Hyperparameters.num_iterations=40 --set Hyperparameters.val_tokens=524288
-       --set Hyperparameters.val_loss_every=20)
 cd "$work" || exit 1
 stamp() { echo "$1 $(date +%s.%N)" >> "$work/stamps.txt"; echo "== $1 $(date -u +%T)"; }
 
-stamp fill
-TORCHINDUCTOR_CACHE_DIR=$cache/inductor TRITON_CACHE_DIR=$cache/triton \
-  python -m trainer.script --script "$root/.ref/r0823/train_gpt.py" --events fill/events.jsonl "${knobs[@]}" \
-  > fill.log 2>&1 &
-fill=$!
 stamp ours
 TORCHINDUCTOR_CACHE_DIR=/tmp/ours-cache/inductor TRITON_CACHE_DIR=/tmp/ours-cache/triton \
   python -m trainer --config gpt2_124m --events ours/events.jsonl \
   --set "data.train_files=$data/proxy_train_*.bin" --set "data.val_files=$data/proxy_val_*.bin" \
   --set data.val_tokens=524288 --set data.epochs=8 --set schedule.num_iterations=40 --set eval.every=20 \
-  > ours.log 2>&1
-wait $fill
+  > ours.log 2>&1 &
 cli() { stamp "$1"; python -m orchestrator.cli "${@:2}" > "$1.log" 2>&1; echo "$1 exit $?" >> "$work/stamps.txt"; }
 cli sweep sweep "$root/bench/script_record/r0823_sweep.yaml"
 cli promote promote r0823 --top-k 1 --reseeds 2 --nproc 1
-cli record record run records/*_r0823 --runs 2 --gpus-per-run 0 --cpus-per-run 8
+cli record record run records/*_r0823 --runs 2 --gpus-per-run 1 --cpus-per-run 8
 cli ablate ablate "$root/bench/script_record/r0823_ablation.yaml"
 stamp done
+wait

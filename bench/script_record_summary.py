@@ -2,7 +2,7 @@
 
     python bench/script_record_summary.py WORK [--json]
 
-Start-up is launch to the script's first step line (its step-0 validation, after its compile);
+Start-up is launch to the first step line (the step-0 validation, after the compile);
 the step time is the median of the per-step increments of its train_time; the runs of the
 sweeps are read from their trial folders (sweeps/*/trials/trial_*/events.jsonl) and their
 MLflow runs (status, start-up as time_startup_s).
@@ -38,15 +38,13 @@ def row(name: str, evs: list[dict], startup_s: float | None, status: str) -> dic
     return {"run": name, "status": status, "startup_s": startup_s, "step_ms": step_ms(evs), "val": vals(evs)}
 
 
-def solo_runs(work: Path) -> list[dict]:
+def builtin_run(work: Path) -> dict:
+    """The built-in trainer's run on the same data and schedule (start-up from its launch stamp)."""
     stamps = dict(line.split()[:2] for line in (work / "stamps.txt").read_text().splitlines() if "exit" not in line)
-    out = []
-    for name, stamp in (("fill", "fill"), ("ours", "ours")):
-        evs = events(work / name / "events.jsonl")
-        start = next((e["time"] for e in evs if e["event"] in ("start", "val")), None)
-        end = next((e.get("status") for e in evs if e["event"] == "end"), "completed" if name == "ours" else "?")
-        out.append(row(name, evs, start - float(stamps[stamp]) if start else None, end))
-    return out
+    evs = events(work / "ours" / "events.jsonl")
+    start = next((e["time"] for e in evs if e["event"] == "val"), None)
+    end = next((e.get("status") for e in evs if e["event"] == "end"), "?")
+    return row("built-in trainer", evs, start - float(stamps["ours"]) if start else None, end)
 
 
 def sweep_runs(work: Path) -> list[dict]:
@@ -77,7 +75,7 @@ def main() -> None:
     p.add_argument("work", type=Path)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    rows = solo_runs(args.work) + (sweep_runs(args.work) if (args.work / "mlflow.db").is_file() else [])
+    rows = [builtin_run(args.work)] + (sweep_runs(args.work) if (args.work / "mlflow.db").is_file() else [])
     sys.stdout.write(json.dumps(rows, indent=1) + "\n" if args.json else markdown(rows) + "\n")
 
 
