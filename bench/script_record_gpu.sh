@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # modded-nanogpt's 2025-08-23 record, its own code unedited, through speedrun on one GPU:
-# `speedrun sweep` (2 trials, the first compiling cold, the second from its cache), with the
-# built-in trainer on the same data and schedule beside its first trial, then `promote` (1
+# `speedrun sweep` (2 trials, the first compiling cold, the second from its cache; with BUILTIN=1
+# the built-in trainer on the same data and schedule beside its first trial), then `promote` (1
 # finalist, 2 fresh runs), a 2-run `record run` of the promoted folder and `ablate` (2 arms x 2
-# runs), one run at a time. 40 steps of the record's
-# schedule at its 393,216 tokens per step. docs/benchmarks.md has what it measured.
+# runs), one run at a time. 40 steps of the record's schedule at its 393,216 tokens per step.
+# docs/benchmarks.md has what it measured.
 #
 #   speedrun script extract <the record's log>.txt -o .ref/r0823      # once, git-ignored
 #   bench/script_record_gpu.sh WORK DATA_DIR                          # from the repository root
@@ -25,12 +25,14 @@ export PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 cd "$work" || exit 1
 stamp() { echo "$1 $(date +%s.%N)" >> "$work/stamps.txt"; echo "== $1 $(date -u +%T)"; }
 
-stamp ours
-TORCHINDUCTOR_CACHE_DIR=/tmp/ours-cache/inductor TRITON_CACHE_DIR=/tmp/ours-cache/triton \
-  python -m trainer --config gpt2_124m --events ours/events.jsonl \
-  --set "data.train_files=$data/proxy_train_*.bin" --set "data.val_files=$data/proxy_val_*.bin" \
-  --set data.val_tokens=524288 --set data.epochs=8 --set schedule.num_iterations=40 --set eval.every=20 \
-  > ours.log 2>&1 &
+if [ -n "${BUILTIN:-}" ]; then  # the built-in trainer on the same data and schedule, beside the first trial
+  stamp ours
+  TORCHINDUCTOR_CACHE_DIR=/tmp/ours-cache/inductor TRITON_CACHE_DIR=/tmp/ours-cache/triton \
+    python -m trainer --config gpt2_124m --events ours/events.jsonl \
+    --set "data.train_files=$data/proxy_train_*.bin" --set "data.val_files=$data/proxy_val_*.bin" \
+    --set data.val_tokens=524288 --set data.epochs=8 --set schedule.num_iterations=40 --set eval.every=20 \
+    > ours.log 2>&1 &
+fi
 cli() { stamp "$1"; python -m orchestrator.cli "${@:2}" > "$1.log" 2>&1; echo "$1 exit $?" >> "$work/stamps.txt"; }
 cli sweep sweep "$root/bench/script_record/r0823_sweep.yaml"
 cli promote promote r0823 --top-k 1 --reseeds 2 --nproc 1

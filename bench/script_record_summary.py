@@ -38,13 +38,15 @@ def row(name: str, evs: list[dict], startup_s: float | None, status: str) -> dic
     return {"run": name, "status": status, "startup_s": startup_s, "step_ms": step_ms(evs), "val": vals(evs)}
 
 
-def builtin_run(work: Path) -> dict:
-    """The built-in trainer's run on the same data and schedule (start-up from its launch stamp)."""
+def builtin_run(work: Path) -> list[dict]:
+    """The built-in trainer's run on the same data and schedule (start-up from its launch stamp), if any."""
+    if not (work / "ours").is_dir():
+        return []
     stamps = dict(line.split()[:2] for line in (work / "stamps.txt").read_text().splitlines() if "exit" not in line)
     evs = events(work / "ours" / "events.jsonl")
     start = next((e["time"] for e in evs if e["event"] == "val"), None)
     end = next((e.get("status") for e in evs if e["event"] == "end"), "?")
-    return row("built-in trainer", evs, start - float(stamps["ours"]) if start else None, end)
+    return [row("built-in trainer", evs, start - float(stamps["ours"]) if start else None, end)]
 
 
 def sweep_runs(work: Path) -> list[dict]:
@@ -75,7 +77,7 @@ def main() -> None:
     p.add_argument("work", type=Path)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    rows = [builtin_run(args.work)] + (sweep_runs(args.work) if (args.work / "mlflow.db").is_file() else [])
+    rows = builtin_run(args.work) + (sweep_runs(args.work) if (args.work / "mlflow.db").is_file() else [])
     sys.stdout.write(json.dumps(rows, indent=1) + "\n" if args.json else markdown(rows) + "\n")
 
 
