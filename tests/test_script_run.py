@@ -238,3 +238,66 @@ def test_a_script_space_with_an_unknown_knob_fails_at_its_line_with_the_closest_
     assert "space.yaml:3: params.adam_params[0].lrr:" in msg and "adam_params[0].lr" in msg, msg
     msg = errors(f"base: {{script: {TINY}}}\nparams:\n  adam_params[0].lr: {{float: [0.01, 0.1]}}\nbudget: {{trials: 2, steps: 5}}\n")
     assert "space.yaml:4: budget.steps: a script has no schedule.num_iterations" in msg, msg
+
+
+# --- no process of a run outlives it ------------------------------------------------------------
+
+GRANDCHILD = """\
+import os, signal, subprocess, sys, time
+child = ("import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+         "open(os.environ['PIDFILE'] + str(os.getpid()), 'w').close(); time.sleep(1000)")
+for _ in range(2):  # holding our stdout and stderr, deaf to SIGTERM, like a stuck rank
+    subprocess.Popen([sys.executable, "-c", child])
+while len([p for p in os.listdir(os.path.dirname(os.environ["PIDFILE"]))]) < 2:
+    time.sleep(0.05)
+print("step:0/1 val_loss:4.0 train_time:0ms step_avg:nanms", flush=True)
+print("step:1/1 train_time:5ms step_avg:5.00ms", flush=True)
+"""
+
+
+def grandchild_script(tmp_path: Path, ending: str) -> tuple[Path, Path]:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = tmp_path / "train_gpt.py"
+    script.write_text(GRANDCHILD + ending)
+    return script, pids
+
+
+def alive(pids: Path) -> list[int]:
+    out = []
+    for pid in (int(p.name) for p in pids.iterdir()):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state not in ("Z", "X"):
+            out.append(pid)
+    return out
+
+
+def test_a_grandchild_holding_the_script_s_output_neither_hangs_the_run_nor_outlives_it(tmp_path):
+    script, pids = grandchild_script(tmp_path, 'print("step:1/1 val_loss:3.9 train_time:5ms step_avg:5.00ms")\n')
+    events = tmp_path / "run" / "events.jsonl"
+    result = subprocess.run([sys.executable, "-m", "trainer.script", "--script", str(script), "--events", str(events)],
+                            capture_output=True, text=True, cwd=REPO, env={**os.environ, "PIDFILE": f"{pids}/"},
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert read_events(events)[-1]["status"] == "completed"
+    assert len(list(pids.iterdir())) == 2 and alive(pids) == []
+
+
+@pytest.mark.slow
+def test_a_stopped_script_whose_children_ignore_sigterm_leaves_no_process(tmp_path):
+    script, pids = grandchild_script(tmp_path, "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(1000)\n")
+    events = tmp_path / "run" / "events.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "trainer.script", "--script", str(script), "--events", str(events)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "PIDFILE": f"{pids}/"})
+    deadline = time.monotonic() + 60
+    while not (events.exists() and '"train"' in events.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=60)  # SIGKILL to the script's group after the grace period
+    assert proc.returncode == 4 and read_events(events)[-1]["status"] == "stopped"
+    assert len(list(pids.iterdir())) == 2 and alive(pids) == []
