@@ -72,12 +72,12 @@ def finalists(sweep: Sweep, top_k: int, into: Path) -> list[Finalist]:
 
 
 def script_knobs(finalist: Finalist) -> tuple[dict, dict]:
-    """A script trial's base ({script, python}) and {address: value} from its config.yaml; ({}, {})
-    for a trainer config."""
+    """A script trial's base ({script, python, env}) and {address: value} from its config.yaml;
+    ({}, {}) for a trainer config."""
     doc = yaml.safe_load(finalist.config.read_text())
     if not (isinstance(doc, dict) and "script" in doc):
         return {}, {}
-    return {k: doc[k] for k in ("script", "python") if k in doc}, doc.get("set") or {}
+    return {k: doc[k] for k in ("script", "python", "env") if k in doc}, doc.get("set") or {}
 
 
 def promotion_file(name: str, finals: list[Finalist], reseeds: int, gpus: int, cpus: float, path: Path) -> Path:
@@ -143,8 +143,9 @@ def write_record(sweep: Sweep, promotion: Sweep, finals: list[Finalist], pick: P
         (folder / "changes.diff").write_text(config_text)
         (folder / "config.yaml").write_text(yaml.safe_dump({**base, "script": Path(script).name}, sort_keys=False))
         folders = " ".join(shlex.quote(f"{LOGS}/{f}") for f in run_id_folders((folder / Path(script).name).read_text()))
+        exports = "".join(f"export {k}=${{{k}-{shlex.quote(str(v))}}}\n" for k, v in base.get("env", {}).items())
         run_sh.write_text(RUN_SCRIPT_SH.format(nproc=nproc, script=Path(script).name, python=base.get("python", "python"),
-                                               mkdir=f"mkdir -p {folders}\n" if folders else ""))
+                                               setup=exports + (f"mkdir -p {folders}\n" if folders else "")))
     else:  # the finalist's config.yaml is the full config its promotion runs used
         config_text = load_config(str(pick.finalist.config)).to_yaml()
         (folder / "config.yaml").write_text(config_text)
@@ -181,11 +182,11 @@ exec "${{PYTHON:-python}}" -m trainer --config "$here/config.yaml" "${{data[@]}}
 RUN_SCRIPT_SH = """#!/usr/bin/env bash
 # The promoted script, as a record run: NPROC ranks (default {nproc}) on this node, from the
 # working directory its data paths are relative to (the script's own conventions), where the
-# folder its run id logs into is made first. PYTHON: the interpreter (default: the one the sweep
-# ran it under).
+# folder its run id logs into is made first, in the sweep's environment (each variable may be set
+# to another value). PYTHON: the interpreter (default: the one the sweep ran it under).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-{mkdir}exec "${{PYTHON:-{python}}}" -m torch.distributed.run --standalone --nproc_per_node="${{NPROC:-{nproc}}}" "$here/{script}" "$@"
+{setup}exec "${{PYTHON:-{python}}}" -m torch.distributed.run --standalone --nproc_per_node="${{NPROC:-{nproc}}}" "$here/{script}" "$@"
 """
 
 

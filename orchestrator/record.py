@@ -45,7 +45,7 @@ def record_config(record_dir: Path) -> Path:
 
 def record_base(record_dir: Path) -> BaseSpec:
     """What the record runs: its config.yaml, or for a script record the script it names (beside
-    it) under the interpreter it names."""
+    it) under the interpreter and in the environment it names."""
     config = record_config(record_dir)
     doc = yaml.safe_load(config.read_text())
     if not (isinstance(doc, dict) and "script" in doc):
@@ -53,7 +53,7 @@ def record_base(record_dir: Path) -> BaseSpec:
     script = (record_dir / str(doc["script"])).resolve()
     if not script.is_file():
         raise InputError(f"{config}: script '{doc['script']}' is not in {record_dir}; expected the promoted script beside it")
-    return BaseSpec(config=str(script), python=doc.get("python"))
+    return BaseSpec(config=str(script), python=doc.get("python"), env=doc.get("env") or {})
 
 
 def attempt_space(record_dir: Path, runs: int, baseline: Path | None, gpus: int, cpus: float) -> AblationSpace:

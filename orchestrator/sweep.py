@@ -185,7 +185,7 @@ def concurrency(nodes: list[dict[str, float]], cpus: float, gpus: int, trials: i
 def resolve_config(base: BaseSpec, overrides: list[str]) -> tuple[dict[str, Any], str] | None:
     """A trial's full config (dict, text), or None when its overrides do not apply."""
     try:
-        return resolve(base.config, overrides, base.python)
+        return resolve(base.config, overrides, base.python, base.env)
     except InputError:
         return None
 

@@ -58,14 +58,16 @@ def write_script_folder(script: str, overrides: list[str], into: Path) -> list[P
     return write_copy(open_folder(script), parse_assignments(overrides), into)
 
 
-def resolve(target: str, overrides: list[str], python: str | None = None) -> tuple[dict[str, Any], str]:
+def resolve(target: str, overrides: list[str], python: str | None = None,
+            env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
     """The full config a trial runs, as a dict (for MLflow params) and as text (an artifact); a
-    script's names its interpreter when it is not speedrun's."""
+    script's names its interpreter when it is not speedrun's, and the environment it runs in
+    (its DATA_PATH, say), which a promoted record needs as much as its knobs."""
     if is_script(target):
         knobs = parse_assignments(overrides)
-        interpreter = {"python": python} if python else {}
-        doc = {"script": str(target), **interpreter, "set": knobs}
-        return {"script": str(target), **interpreter, "knob": knobs}, yaml.safe_dump(doc, sort_keys=False)
+        extra = {k: v for k, v in (("python", python), ("env", env)) if v}
+        doc = {"script": str(target), **extra, "set": knobs}
+        return {"script": str(target), **extra, "knob": knobs}, yaml.safe_dump(doc, sort_keys=False)
     cfg = load_config(target, overrides)
     return cfg.model_dump(mode="json"), cfg.to_yaml()
 

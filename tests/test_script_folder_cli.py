@@ -27,6 +27,7 @@ base:
     Hyperparameters.val_files: "{DATA}/fixture_val_*.bin"
     Hyperparameters.num_iterations: 4
     Hyperparameters.val_loss_every: 2
+  env: {{TINY_RUN_TAG: from-the-space}}
 resources: {{gpus: 0, cpus: 1}}
 """
 
@@ -122,6 +123,6 @@ def test_the_promoted_folder_is_runnable_on_its_own_with_bash_run_sh(chain):
     result = subprocess.run(["bash", str(record / "run.sh")], cwd=run_dir, capture_output=True, text=True,
                             env={**os.environ, "NPROC": "1", "PYTHON": sys.executable}, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "step:4/4 val_loss:" in result.stdout
+    assert "step:4/4 val_loss:" in result.stdout and "run tag: from-the-space" in result.stdout
     logged = next((run_dir / "logs" / "final").glob("*.txt")).read_text()
     assert (record / "triton_kernels.py").read_text() in logged  # the record's own module ran

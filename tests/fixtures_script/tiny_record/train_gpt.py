@@ -159,6 +159,7 @@ def print0(s: str) -> None:
 
 
 train_steps = args.num_iterations
+print0(f"run tag: {os.environ.get('TINY_RUN_TAG', '')}")  # what the run's environment says
 position = 0
 training_time_ms = 0.0
 t0 = time.perf_counter()
