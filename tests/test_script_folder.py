@@ -198,3 +198,9 @@ def test_an_interpreter_that_is_not_one_exits_2(tmp_path):
 def test_a_rank_that_exits_without_a_traceback_is_not_blamed_on_torchrun():
     launcher_only = RANK_TRACEBACK.split("E1208", 1)[1].splitlines(keepends=True)
     assert summarize(["the trials never ran all at once\n", *launcher_only], Path("/t/code")) is None
+
+
+def test_a_script_without_the_sibling_it_reads_beside_itself_is_refused_before_it_runs(head_shaped):
+    (head_shaped.parent / "kernels.py").unlink()
+    with pytest.raises(InputError, match=r"train_gpt.py:3: the script reads kernels.py beside itself, and .* has none"):
+        open_folder(head_shaped)

@@ -57,12 +57,28 @@ def open_folder(script: str | Path) -> ScriptFolder:
     pending = [script]
     while pending:
         path = pending.pop(0)
-        source = read_script(path)
-        for name in _imported_files(parse_script(source, str(path)), script.parent):
+        tree = parse_script(read_script(path), str(path))
+        for name, line in _read_beside_itself(tree):
+            if not (script.parent / name).is_file():
+                raise InputError(f"{path}:{line}: the script reads {name} beside itself, and {script.parent} has none; "
+                                 "put the files of its folder beside it (`speedrun script extract` writes them from a record's log)")
+        for name in _imported_files(tree, script.parent):
             if name not in found and name != script.name:
                 found.append(name)
                 pending.append(script.parent / name)
     return ScriptFolder(script, tuple(found))
+
+
+def _read_beside_itself(tree: ast.Module) -> list[tuple[str, int]]:
+    """(name, line) of each `os.path.join(os.path.dirname(sys.argv[0]), "NAME")`: the files the
+    2026 records read from their own folder to log them."""
+    out = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and ast.unparse(node.func) == "os.path.join" and len(node.args) == 2
+                and ast.unparse(node.args[0]) == "os.path.dirname(sys.argv[0])"
+                and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+            out.append((node.args[1].value, node.lineno))
+    return out
 
 
 def _imported_files(tree: ast.Module, root: Path) -> list[str]:
