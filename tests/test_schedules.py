@@ -50,3 +50,20 @@ def test_warmup_starts_above_zero_and_reaches_one():
     cfg = load_config("tiny", ["schedule.num_iterations=10", "schedule.lr={warmup_frac: 0.2, cooldown_frac: 0.5}"])
     s = Schedules(cfg.schedule, cfg.model)
     assert [s.lr_multiplier(i) for i in range(3)] == pytest.approx([0.5, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("steps", [7, 10, 33, 1000])
+def test_batch_shapes_are_those_of_every_step(steps):
+    cfg = load_config("tiny", [
+        f"schedule.num_iterations={steps}",
+        "schedule.batch=[{until: 0.3, tokens: 1024}, {until: 0.7, tokens: 2048}, {until: 1.0, tokens: 4096}]",
+        "schedule.seq_len=[{until: 0.5, tokens: 256}, {until: 1.0, tokens: 512}]",
+    ])
+    s = Schedules(cfg.schedule, cfg.model)
+    every = [(i, s.batch_tokens(i), s.seq_len(i)) for i in range(steps)]
+    assert s.batch_shapes() == [row for k, row in enumerate(every) if k == 0 or every[k - 1][1:] != row[1:]]
+
+
+def test_batch_shapes_do_not_walk_the_steps():
+    cfg = load_config("tiny", ["schedule.num_iterations=99999999999999999999"])
+    assert Schedules(cfg.schedule, cfg.model).batch_shapes()[0][0] == 0  # at once, not after 1e20 steps

@@ -63,10 +63,23 @@ class Schedules:
         return (1 - frac) * m.start + frac * m.end
 
     def batch_shapes(self) -> list[tuple[int, int, int]]:
-        """(first step, batch tokens, seq len) for each distinct shape over the training steps."""
+        """(first step, batch tokens, seq len) for each distinct shape over the training steps.
+        A shape changes only where a stage of either list ends, so only those steps are looked at:
+        start-up costs the same for any num_iterations."""
+        n = self.cfg.num_iterations
+        starts = {0} | {self._first_step_at(stage.until) for stage in [*self.cfg.batch, *self.cfg.seq_len]}
         shapes: list[tuple[int, int, int]] = []
-        for step in range(self.cfg.num_iterations):
+        for step in sorted(s for s in starts if s < n):
             shape = (self.batch_tokens(step), self.seq_len(step))
             if not shapes or shapes[-1][1:] != shape:
                 shapes.append((step, *shape))
         return shapes
+
+    def _first_step_at(self, fraction: float) -> int:
+        """The first step whose progress is at least `fraction` (where a stage ending there ends)."""
+        step = math.ceil(fraction * self.cfg.num_iterations)
+        while step > 0 and self.progress(step - 1) >= fraction:  # float rounding either way
+            step -= 1
+        while self.progress(step) < fraction:
+            step += 1
+        return step
