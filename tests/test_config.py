@@ -53,6 +53,11 @@ def test_unknown_key_suggests_the_closest():
         load_config("tiny", ["optim.muon_lrr=0.1"])
 
 
+def test_a_step_count_beyond_what_a_run_can_do_fails_before_any_work():
+    with pytest.raises(InputError, match=r"schedule.num_iterations: Input should be less than or equal to 10000000"):
+        load_config("tiny", ["schedule.num_iterations=99999999999999999999"])
+
+
 def test_wrong_type_names_the_key_and_the_override():
     with pytest.raises(InputError, match=r"--set schedule.num_iterations=many: schedule.num_iterations"):
         load_config("tiny", ["schedule.num_iterations=many"])

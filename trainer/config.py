@@ -164,6 +164,11 @@ class MomentumWarmup(_Section):
     steps: int = Field(300, ge=0)
 
 
+# A bound on what a run can do, far above any speedrun schedule (records run 1,400-6,000 steps):
+# a typo of many digits fails before any work instead of training for ever
+MAX_ITERATIONS = 10_000_000
+
+
 def _one_stage(tokens: int) -> list[TokensStage]:
     return [TokensStage(until=1.0, tokens=tokens)]
 
@@ -171,7 +176,7 @@ def _one_stage(tokens: int) -> list[TokensStage]:
 class ScheduleConfig(_Section):
     """Everything that changes over training, as a function of progress = step / num_iterations."""
 
-    num_iterations: int = Field(1695, gt=0)
+    num_iterations: int = Field(1695, gt=0, le=MAX_ITERATIONS)
     lr: LRSchedule = LRSchedule()
     window: Annotated[LinearWindow | StagedWindow, Field(discriminator="kind")] = LinearWindow()
     batch: list[TokensStage] = _one_stage(8 * 48 * 1024)  # tokens per optimizer step, all ranks
