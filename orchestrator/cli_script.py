@@ -10,9 +10,9 @@ import typer
 from orchestrator.errors import exit_on_input_error
 from trainer.errors import InputError
 from trainer.script.extract import extract as extract_log
-from trainer.script.folder import by_file, folder_knobs, open_folder, patched_files, write_copy
-from trainer.script.knobs import Knob, read_script
-from trainer.script.patch import parse_assignments, plan_edits
+from trainer.script.folder import apply_folder_edits, folder_edits, folder_knobs, open_folder, write_copy
+from trainer.script.knobs import Knob
+from trainer.script.patch import parse_assignments
 
 script_app = typer.Typer(
     help=(
@@ -81,26 +81,25 @@ def patch(
     with exit_on_input_error():
         if not overrides:
             raise InputError("nothing to change: give at least one --set ADDR=VALUE")
-        folder, values = open_folder(file), parse_assignments(overrides)
-        grouped = by_file(folder, values)
+        folder = open_folder(file)
+        edits = folder_edits(folder, parse_assignments(overrides))
         to_folder = out != "-" and not out.endswith(".py")
-        if not to_folder and set(grouped) != {folder.script.name}:
+        if not to_folder and set(edits) != {folder.script.name}:
             raise InputError(f"-o {out}: a knob of a module {file.name} imports is set; give -o a folder, "
                              "which gets the script and the modules it imports")
-        changes = [(folder.root / name, edit) for name, knobs in grouped.items()
-                   for edit in plan_edits(read_script(folder.root / name), knobs, str(folder.root / name))]
-        written = write_copy(folder, values, Path(out)) if to_folder else []
-        patched = patched_files(folder, values)[folder.script.name]
-    for path, edit in changes:
-        typer.echo(f"{path}:{edit.knob.line}: {edit.knob.address}: {edit.knob.text} -> {edit.text}", err=True)
+        patched = apply_folder_edits(folder, edits)
+        written = write_copy(folder, patched, Path(out)) if to_folder else []
+    for name, file_edits in edits.items():
+        for edit in file_edits:
+            typer.echo(f"{folder.root / name}:{edit.knob.line}: {edit.knob.address}: {edit.knob.text} -> {edit.text}", err=True)
     if to_folder:
         typer.echo("wrote " + ", ".join(str(p) for p in written), err=True)
         return
     if out == "-":
-        sys.stdout.write(patched)
+        sys.stdout.write(patched[folder.script.name])
         return
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(patched, encoding="utf-8", newline="")
+    Path(out).write_text(patched[folder.script.name], encoding="utf-8", newline="")
 
 
 @script_app.command("extract")

@@ -27,10 +27,10 @@ from analysis.report import effect_table
 from analysis.runs import Sweep, Trial, load_sweep, longest_runs
 from orchestrator.ablate import changes_from_base, prepare_ablation
 from orchestrator.sweep import SweepOptions, run_sweep
-from orchestrator.targets import script_diff, write_script_folder
 from orchestrator.tracking import git_commit
 from trainer.config import load_config
 from trainer.errors import InputError
+from trainer.script.folder import folder_diff, open_folder, patched_files, write_copy
 from trainer.script.workdir import LOGS, run_id_folders
 
 FRESH_SEED_BASE = 1000  # promotion seeds start here: a sweep's trials run with the base's seed (0 by default)
@@ -137,12 +137,13 @@ def write_record(sweep: Sweep, promotion: Sweep, finals: list[Finalist], pick: P
     script = base.get("script", "")
     run_sh = folder / "run.sh"
     if script:
-        overrides = [f"{k}={json.dumps(v)}" for k, v in knobs.items()]
-        write_script_folder(script, overrides, folder)
-        config_text = script_diff(script, overrides)
+        script_folder = open_folder(script)
+        patched = patched_files(script_folder, knobs)
+        write_copy(script_folder, patched, folder)
+        config_text = folder_diff(script_folder, patched)
         (folder / "changes.diff").write_text(config_text)
         (folder / "config.yaml").write_text(yaml.safe_dump({**base, "script": Path(script).name}, sort_keys=False))
-        folders = " ".join(shlex.quote(f"{LOGS}/{f}") for f in run_id_folders((folder / Path(script).name).read_text()))
+        folders = " ".join(shlex.quote(f"{LOGS}/{f}") for f in run_id_folders(patched[script_folder.script.name]))
         exports = "".join(f"export {k}=${{{k}-{shlex.quote(str(v))}}}\n" for k, v in base.get("env", {}).items())
         run_sh.write_text(RUN_SCRIPT_SH.format(nproc=nproc, script=Path(script).name, python=base.get("python", "python"),
                                                setup=exports + (f"mkdir -p {folders}\n" if folders else "")))

@@ -13,7 +13,7 @@ from search_spaces.yaml_data import to_yaml
 from trainer.config import load_config
 from trainer.errors import InputError
 from trainer.horizon import at_horizon
-from trainer.script.folder import folder_diff, open_folder, patched_files, write_copy
+from trainer.script.folder import open_folder, patched_files, write_copy
 from trainer.script.patch import parse_assignments
 
 
@@ -54,8 +54,9 @@ def horizon_overrides(target: str, overrides: list[str], fraction: float) -> lis
 
 def write_script_folder(script: str, overrides: list[str], into: Path) -> list[Path]:
     """The script and the modules it imports, with the overrides' literals patched in, copied into
-    `into`: a folder that runs on its own (`speedrun script patch -o DIR`, a record folder)."""
-    return write_copy(open_folder(script), parse_assignments(overrides), into)
+    `into`: a folder that runs on its own (a sweep's best/)."""
+    folder = open_folder(script)
+    return write_copy(folder, patched_files(folder, parse_assignments(overrides)), into)
 
 
 def resolve(target: str, overrides: list[str], python: str | None = None,
@@ -70,8 +71,3 @@ def resolve(target: str, overrides: list[str], python: str | None = None,
         return {"script": str(target), **extra, "knob": knobs}, yaml.safe_dump(doc, sort_keys=False)
     cfg = load_config(target, overrides)
     return cfg.model_dump(mode="json"), cfg.to_yaml()
-
-
-def script_diff(script: str, overrides: list[str]) -> str:
-    """A unified diff of each patched file of the script's folder against the original."""
-    return folder_diff(open_folder(script), parse_assignments(overrides))

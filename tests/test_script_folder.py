@@ -96,7 +96,8 @@ def test_a_trial_s_code_folder_runs_with_its_siblings_linked_not_copied(head_sha
 
 
 def test_a_copied_folder_holds_the_script_and_every_module_it_imports(head_shaped, tmp_path):
-    written = write_copy(open_folder(head_shaped), {"num_iterations": 7}, tmp_path / "out")
+    folder = open_folder(head_shaped)
+    written = write_copy(folder, patched_files(folder, {"num_iterations": 7}), tmp_path / "out")
     assert sorted(p.name for p in written) == ["helpers.py", "kernels.py", "train_gpt.py"]
     assert not (tmp_path / "out" / "data").exists() and not (tmp_path / "out" / "unrelated.py").exists()
     run = subprocess.run([sys.executable, "train_gpt.py"], capture_output=True, text=True, cwd=tmp_path / "out")

@@ -29,12 +29,12 @@ def summarize(stderr: Iterable[str], code_dir: Path | None = None) -> str | None
     exception = block[-1].strip()
     frames = [(m[1], int(m[2])) for m in map(_FRAME.match, block) if m]
     if code_dir is not None:
-        mine = [f for f in frames if _inside(Path(f[0]), code_dir)]
+        mine = [f for f in frames if Path(f[0]).is_relative_to(code_dir)]
         frames = mine or frames
     if not frames:
         return exception
     path, line = frames[-1]
-    shown = Path(path).relative_to(code_dir) if code_dir is not None and _inside(Path(path), code_dir) else Path(path).name
+    shown = Path(path).relative_to(code_dir) if code_dir is not None and Path(path).is_relative_to(code_dir) else Path(path).name
     return f"{exception} ({shown}:{line})"
 
 
@@ -52,7 +52,3 @@ def _tracebacks(lines: list[str]) -> list[list[str]]:
                 blocks.append(current)
                 current = None
     return blocks
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path.is_relative_to(folder)

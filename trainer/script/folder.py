@@ -28,7 +28,7 @@ from typing import Any
 
 from trainer.errors import InputError
 from trainer.script.knobs import Knob, list_knobs, parse_script, read_script
-from trainer.script.patch import apply_edits, plan_edits
+from trainer.script.patch import Edit, apply_edits, plan_edits
 
 _FILE_ADDRESS = re.compile(r"^([\w./-]+\.py):(.+)$")
 _NOT_LINKED = {"__pycache__"}  # bytecode of the trial's patched modules must not land in the user's folder
@@ -114,7 +114,7 @@ def folder_knobs(folder: ScriptFolder) -> list[tuple[str, Knob]]:
     return out
 
 
-def by_file(folder: ScriptFolder, overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def _by_file(folder: ScriptFolder, overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The overrides grouped by the file that holds each knob; a FILE the script does not import fails."""
     grouped: dict[str, dict[str, Any]] = {}
     for address, value in overrides.items():
@@ -133,16 +133,23 @@ def _not_a_module(folder: ScriptFolder, name: str, address: str) -> str:
             f"from {folder.root}: {', '.join(folder.modules) or 'none'}")
 
 
+def folder_edits(folder: ScriptFolder, overrides: Mapping[str, Any]) -> dict[str, list[Edit]]:
+    """{relative file: its edits} for the script and each module a knob is set in; every address
+    and value is checked before anything is written."""
+    grouped = _by_file(folder, overrides)
+    return {name: plan_edits(read_script(folder.root / name), grouped.get(name, {}), str(folder.root / name))
+            for name in (folder.script.name, *(n for n in folder.modules if n in grouped))}
+
+
+def apply_folder_edits(folder: ScriptFolder, edits: Mapping[str, list[Edit]]) -> dict[str, str]:
+    """{relative file: patched source} for each file of `edits`."""
+    return {name: apply_edits(read_script(folder.root / name), file_edits, str(folder.root / name))
+            for name, file_edits in edits.items()}
+
+
 def patched_files(folder: ScriptFolder, overrides: Mapping[str, Any]) -> dict[str, str]:
-    """{relative file: patched source} for the script and each module a knob is set in; every
-    address and value is checked before anything is written."""
-    out = {}
-    grouped = by_file(folder, overrides)
-    for name in (folder.script.name, *(n for n in folder.modules if n in grouped)):
-        path = folder.root / name
-        source = read_script(path)
-        out[name] = apply_edits(source, plan_edits(source, grouped.get(name, {}), str(path)), str(path))
-    return out
+    """{relative file: patched source} for the script and each module a knob is set in."""
+    return apply_folder_edits(folder, folder_edits(folder, overrides))
 
 
 def lay_out(folder: ScriptFolder, patched: Mapping[str, str], into: Path) -> Path:
@@ -171,9 +178,9 @@ def _link_rest(source: Path, into: Path, patched: set[Path], relative: Path = Pa
             target.symlink_to(entry.resolve())
 
 
-def write_copy(folder: ScriptFolder, overrides: Mapping[str, Any], into: Path) -> list[Path]:
-    """A self-contained folder: the script and all its modules, patched where set; the paths written."""
-    patched = patched_files(folder, overrides)
+def write_copy(folder: ScriptFolder, patched: Mapping[str, str], into: Path) -> list[Path]:
+    """A self-contained folder: the script and all its modules, `patched` ({file: source}) where
+    given, the others as they are; the paths written."""
     written = []
     for name in folder.files():
         text = patched.get(name)
@@ -187,10 +194,10 @@ def write_copy(folder: ScriptFolder, overrides: Mapping[str, Any], into: Path) -
     return written
 
 
-def folder_diff(folder: ScriptFolder, overrides: Mapping[str, Any]) -> str:
-    """A unified diff of every patched file against its original."""
+def folder_diff(folder: ScriptFolder, patched: Mapping[str, str]) -> str:
+    """A unified diff of each patched file ({file: source}) against its original."""
     out = []
-    for name, text in patched_files(folder, overrides).items():
+    for name, text in patched.items():
         original = read_script(folder.root / name)
         out += difflib.unified_diff(original.splitlines(keepends=True), text.splitlines(keepends=True),
                                     f"a/{name}", f"b/{name}")
