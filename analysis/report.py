@@ -18,9 +18,10 @@ from pathlib import Path
 from analysis.ablation import arm_of, arms, effects
 from analysis.ablation_report import ablation_sections, effects_table
 from analysis.runs import Sweep, Trial, load_sweep, open_store
-from analysis.study import load_study, param_importance, trial_params
+from analysis.study import load_study, param_importance, study_storage, trial_params
 from analysis.sweep_report import best_trial, objective_label, objective_text, sweep_sections
 from analysis.tables import DASH, loss, markdown_table, num, seconds
+from trainer.uris import shown
 
 REPORT_FILE = "report.md"
 ARTIFACT_PATH = "report"
@@ -38,10 +39,11 @@ def write_report(name: str, tracking_uri: str, storage: str | None = None, out_d
         body = ablation_sections(sweep, all_arms, effects(all_arms), out)
         header = _header(sweep, f"Ablation report: {name}", _ablation_lines(sweep, [a.name for a in all_arms]))
     else:
-        study, note = load_study(name, storage or sweep.storage)
+        storage = study_storage(storage, sweep.storage)
+        study, note = load_study(name, storage)
         sweep = _with_study_params(sweep, trial_params(study))
         body = sweep_sections(sweep, param_importance(study, note), out, top)
-        header = _header(sweep, f"Sweep report: {name}", _sweep_lines(sweep, storage or sweep.storage))
+        header = _header(sweep, f"Sweep report: {name}", _sweep_lines(sweep, storage))
     text = "\n\n".join([header, *body, _not_completed(sweep)]) + "\n"
     path = out / REPORT_FILE
     path.write_text(text)
@@ -62,7 +64,7 @@ def _header(sweep: Sweep, title: str, lines: list[str]) -> str:
     if running:
         trials += f"; {running} still running, not in this report"
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    sources = f"- **MLflow**: `{sweep.tracking_uri}`, experiment `{sweep.name}`, sweep run `{sweep.parent_id}`"
+    sources = f"- **MLflow**: `{shown(sweep.tracking_uri)}`, experiment `{sweep.name}`, sweep run `{sweep.parent_id}`"
     return "\n".join([f"# {title}", "", trials, *lines, sources, f"- **generated**: {generated}"])
 
 
@@ -76,7 +78,7 @@ def _sweep_lines(sweep: Sweep, storage: str | None) -> list[str]:
     else:
         lines.append(f"- **best trial**: {best.label}, objective {objective_text(sweep, best.objective)}, "
                      f"final val loss {loss(best.final_val_loss)}, train time {seconds(best.train_time_s)} s (run `{best.run_id}`)")
-    return [*lines, f"- **Optuna**: `{storage or DASH}`"]
+    return [*lines, f"- **Optuna**: `{shown(storage) if storage else DASH}`"]
 
 
 def _ablation_lines(sweep: Sweep, arm_names: list[str]) -> list[str]:

@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from trainer.errors import InputError
+from trainer.uris import shown
 
 PARENT_TAG = "mlflow.parentRunId"
 SEARCHED = "searched."
@@ -105,13 +106,13 @@ def load_sweep(name: str, tracking_uri: str) -> Sweep:
     if experiment is None:
         names = sorted(e.name for e in client.search_experiments() if e.name != "Default")
         known = ", ".join(names) if names else "none"
-        raise InputError(f"no sweep named '{name}' in MLflow store {tracking_uri}; experiments there: {known}")
+        raise InputError(f"no sweep named '{name}' in MLflow store {shown(tracking_uri)}; experiments there: {known}")
     parents = client.search_runs(
         [experiment.experiment_id], filter_string="tags.`speedrun.role` = 'sweep'",
         order_by=["attributes.start_time ASC"], max_results=1,
     )
     if not parents:
-        raise InputError(f"MLflow experiment '{name}' in {tracking_uri} has no sweep run (tag speedrun.role = sweep)")
+        raise InputError(f"MLflow experiment '{name}' in {shown(tracking_uri)} has no sweep run (tag speedrun.role = sweep)")
     parent = parents[0]
     params, tags = parent.data.params, parent.data.tags
     children = client.search_runs(

@@ -11,6 +11,9 @@ import optuna
 from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 from optuna.trial import TrialState
 
+from trainer.errors import InputError
+from trainer.uris import MASK, is_masked, shown
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -20,6 +23,20 @@ class Importance:
 
     values: dict[str, float]
     note: str
+
+
+def study_storage(given: str | None, recorded: str | None) -> str | None:
+    """The storage to read the study from: `given` (--storage), else the one the sweep recorded.
+
+    A sweep records its storage with the password masked, and connecting with `***` fails deep
+    in the database driver: InputError saying what to pass instead."""
+    storage = given or recorded
+    if storage and is_masked(storage):
+        wanted = storage.replace(f":{MASK}@", ":PASSWORD@", 1)
+        problem = (f"--storage {storage}: its password is the mask {MASK}" if given
+                   else f"the sweep recorded its Optuna storage without the password ({storage})")
+        raise InputError(f"{problem}; pass the full URL: --storage {wanted}")
+    return storage
 
 
 def load_study(name: str, storage: str | None) -> tuple[optuna.Study | None, str]:
@@ -32,7 +49,7 @@ def load_study(name: str, storage: str | None) -> tuple[optuna.Study | None, str
     try:
         return optuna.load_study(study_name=name, storage=storage), ""
     except KeyError:
-        return None, f"no Optuna study named '{name}' in {storage}"
+        return None, f"no Optuna study named '{name}' in {shown(storage)}"
 
 
 def trial_params(study: optuna.Study | None) -> dict[int, dict[str, Any]]:

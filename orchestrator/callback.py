@@ -10,7 +10,21 @@ from typing import Any, Callable
 
 from ray.tune import Callback
 
-from orchestrator.outcome import COMPLETED, FAILED, INTERRUPTED, RETRY_OF, TRIAL_NUMBER, VAL_LOSS, carries_val, final_status, finite
+from orchestrator.errors import first_line
+from orchestrator.outcome import (
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    MARGIN,
+    MEAN_CURVE,
+    RETRY_OF,
+    SEED,
+    TRIAL_NUMBER,
+    VAL_LOSS,
+    carries_val,
+    final_status,
+    finite,
+)
 from orchestrator.progress import SweepConsole
 from orchestrator.records import Rung, TrialRecord, objective_of, searched_params
 from orchestrator.tracking import SweepTracker
@@ -51,7 +65,9 @@ class SweepCallback(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict[str, Any], **info) -> None:
         rec = self._record(trial)
         rec.last = result
-        if carries_val(result) and result["step"] not in {s for s, _ in rec.curve}:
+        if SEED in result:  # one seed's run of the config: its own nested run
+            self._safely(self.tracker.log_seed_result, rec, result)
+        elif carries_val(result) and result["step"] not in {s for s, _ in rec.curve}:
             rec.curve.append((result["step"], float(result[VAL_LOSS])))
             self._safely(self.tracker.log_result, rec, result)
 
@@ -62,8 +78,9 @@ class SweepCallback(Callback):
         self._finish(trial, error=_error_text(trial))
 
     def close_unfinished(self) -> list[TrialRecord]:
-        """After an interrupted fit (Ctrl-C): Tune reports nothing more for the trials that were
-        running; close their MLflow runs as interrupted. Their Optuna trials stay RUNNING."""
+        """After an interrupted fit (Ctrl-C, SIGTERM): Tune reports nothing more for the trials that
+        were running; close their MLflow runs as interrupted (the driver then queues them again in
+        Optuna: resume.requeue_interrupted)."""
         left = [r for r in self.records.values() if r.finished is None]
         for rec in left:
             rec.finished = time.time()
@@ -99,6 +116,9 @@ class SweepCallback(Callback):
         rec.finished = time.time()
         rec.status = final_status(result, error is not None)
         rec.objective = objective_of(result) if rec.status == COMPLETED else float("inf")
+        rec.margin = result.get(MARGIN, rec.margin)
+        if result.get(MEAN_CURVE):  # a config of several seeds: its curve is their mean
+            rec.curve = [(int(step), float(loss)) for step, loss in result[MEAN_CURVE]]
         final = result.get("final_val_loss")
         rec.final_val_loss = float(final) if finite(final) else float("inf")
         rec.error = error or result.get("error") or ""
@@ -117,7 +137,7 @@ class SweepCallback(Callback):
         except Exception as exc:  # noqa: BLE001
             logger.debug("MLflow write failed", exc_info=True)
             if not self._warned:
-                self.view.print(f"[yellow]warning:[/] MLflow write failed ({type(exc).__name__}: {exc}); the sweep goes on")
+                self.view.print(f"[yellow]warning:[/] MLflow write failed ({first_line(exc)}); the sweep goes on")
                 self._warned = True
 
 

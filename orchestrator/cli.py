@@ -12,7 +12,7 @@ from orchestrator.cli_data import data_app
 from orchestrator.cli_record import record_app
 from orchestrator.cli_script import script_app
 from orchestrator.cli_report import report
-from orchestrator.errors import INPUT_ERROR_EXIT_CODE, exit_on_input_error
+from orchestrator.errors import INPUT_ERROR_EXIT_CODE, exit_on_input_error, exit_on_interrupt
 from orchestrator.launch import DEFAULT_COMPILE_CACHE
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 
@@ -77,9 +77,9 @@ def sweep(
 ) -> None:
     """Run a hyperparameter sweep: Optuna proposes, Ray Tune runs trainer trials, MLflow records.
 
-    The space is validated first: an invalid one exits 2 before anything starts. Each trial is one trainer run; its val events stream to Tune (and to ASHA when the space asks for it). Every trial lands in MLflow as a nested run under the sweep's run, the Optuna study is stored under the sweep's name, and the best trial's config is written to sweeps/NAME/best.yaml. Exit code 0 when at least one trial completed, 1 when none did, 130 when interrupted (Ctrl-C stops the running trials cleanly).
+    The space is validated first: an invalid one exits 2 before anything starts. Each trial is one trainer run; its val events stream to Tune (and to ASHA when the space asks for it). Every trial lands in MLflow as a nested run under the sweep's run, the Optuna study is stored under the sweep's name, and the best trial's config is written to sweeps/NAME/best.yaml. Exit code 0 when at least one trial completed, 1 when none did or a store could not be written, 130 when interrupted (Ctrl-C or SIGTERM stops the running trials cleanly). One driver runs a sweep at a time: a second is refused, naming the first.
 
-    After the driver was killed (or Ctrl-C), run the same command with --resume: the Optuna study and the MLflow experiment say which trials finished; those count toward --trials and are never re-run, interrupted ones run again with the same parameters.
+    After the driver was killed (or Ctrl-C), run the same command with --resume: the Optuna study and the MLflow experiment say which trials finished; those count toward --trials and are never re-run, interrupted ones run again with the same parameters. A resume may change --trials, the sampler, CPUs and the time limit, not what a trial is (base, params, steps, objective, scheduler, GPUs).
 
     Example: speedrun sweep smoke    (CPU, tiny trials; then: speedrun ui; to continue: speedrun sweep smoke --resume)
     """
@@ -88,7 +88,7 @@ def sweep(
     options = SweepOptions(name=name, trials=trials, address=address, gpus_per_trial=gpus_per_trial,
                            tracking_uri=tracking_uri, storage=storage, resume=resume,
                            fresh_processes=fresh_processes, compile_cache=compile_cache)
-    with exit_on_input_error():
+    with exit_on_input_error(), exit_on_interrupt():
         loaded = _load_or_exit(lambda: prepare_space(space, trials=trials, gpus_per_trial=gpus_per_trial))
         result = run_sweep(loaded, options)
     raise typer.Exit(result.exit_code)
@@ -117,7 +117,7 @@ def ablate(
     from orchestrator.ablate import describe_arms, prepare_ablation
     from orchestrator.sweep import SweepOptions, run_sweep
 
-    with exit_on_input_error():
+    with exit_on_input_error(), exit_on_interrupt("the ablation"):
         loaded = _load_or_exit(lambda: prepare_ablation(ablation, seeds, gpus_per_trial, leave_one_out))
         if name is None and leave_one_out is not None:
             name = f"{loaded.name}-loo-{leave_one_out.stem}"
@@ -155,7 +155,7 @@ def promote(
     from orchestrator.sweep import SweepOptions
 
     options = SweepOptions(address=address, tracking_uri=tracking_uri, storage=storage, resume=resume)
-    with exit_on_input_error():
+    with exit_on_input_error(), exit_on_interrupt("the promotion"):
         folder = run_promotion(name, top_k, reseeds, options, nproc)
     typer.echo(f"record folder: {folder}")
 

@@ -1,12 +1,14 @@
 """The ``speedrun data`` commands: get token shards to train and validate on."""
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from orchestrator.errors import exit_on_input_error
-from trainer.data import load_shard, write_synthetic
+from trainer.data import MAX_SYNTHETIC_TOKENS, load_shard, write_synthetic
+from trainer.errors import InputError
 from trainer.fineweb import MAX_TRAIN_SHARDS, download_fineweb
 
 data_app = typer.Typer(
@@ -43,7 +45,7 @@ def fineweb(
 
 @data_app.command()
 def synthetic(
-    tokens: Annotated[int, typer.Option(help="Tokens in the train shard.")],
+    tokens: Annotated[int, typer.Option(help=f"Tokens in the train shard (at most {MAX_SYNTHETIC_TOKENS:,}).")],
     out: Annotated[Path, typer.Option(help="Directory to write the two shards into.")],
     val_tokens: Annotated[
         int,
@@ -60,5 +62,27 @@ def synthetic(
     Example: speedrun data synthetic --tokens 5000000 --out data/synthetic
     """
     with exit_on_input_error():
-        for path in write_synthetic(out, tokens, val_tokens, seed=seed):
+        for flag, count in (("--tokens", tokens), ("--val-tokens", val_tokens)):
+            if not 1 <= count <= MAX_SYNTHETIC_TOKENS:
+                raise InputError(f"{flag} {count}: expected 1 to {MAX_SYNTHETIC_TOKENS:,} tokens (one FineWeb shard; "
+                                 "generating that many takes about 4 GB of memory)")
+        _writable_folder(out)  # before the tokens are generated, not after
+        try:
+            paths = write_synthetic(out, tokens, val_tokens, seed=seed)
+        except OSError as e:  # the disk filled up, or the folder changed under us
+            raise InputError(f"--out {out}: cannot write {e.filename or out}: {e.strerror or e}") from None
+        for path in paths:
             typer.echo(f"{path} ({len(load_shard(path)):,} tokens)")
+
+
+def _writable_folder(out: Path) -> None:
+    """Create `out` if missing; InputError naming --out when it cannot be created or written."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file; expected a folder for the two shards")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot create {e.filename or out}: {e.strerror or e}; "
+                         "expected a folder that can be created and written") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: the folder is not writable; expected a folder that can be written")

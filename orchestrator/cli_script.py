@@ -10,7 +10,14 @@ import typer
 from orchestrator.errors import exit_on_input_error
 from trainer.errors import InputError
 from trainer.script.extract import extract as extract_log
-from trainer.script.folder import apply_folder_edits, folder_edits, folder_knobs, open_folder, write_copy
+from trainer.script.folder import (
+    ScriptFolder,
+    apply_folder_edits,
+    folder_edits,
+    folder_knobs,
+    open_folder,
+    write_copy,
+)
 from trainer.script.knobs import Knob
 from trainer.script.patch import parse_assignments
 
@@ -88,18 +95,39 @@ def patch(
             raise InputError(f"-o {out}: a knob of a module {file.name} imports is set; give -o a folder, "
                              "which gets the script and the modules it imports")
         patched = apply_folder_edits(folder, edits)
-        written = write_copy(folder, patched, Path(out)) if to_folder else []
+        written = _write(folder, patched, out, to_folder) if out != "-" else []
     for name, file_edits in edits.items():
         for edit in file_edits:
             typer.echo(f"{folder.root / name}:{edit.knob.line}: {edit.knob.address}: {edit.knob.text} -> {edit.text}", err=True)
     if to_folder:
         typer.echo("wrote " + ", ".join(str(p) for p in written), err=True)
-        return
-    if out == "-":
+    elif out == "-":
         sys.stdout.write(patched[folder.script.name])
-        return
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(patched[folder.script.name], encoding="utf-8", newline="")
+
+
+OUT_EXPECTED = "expected a .py file for the patched script, or a folder (no .py suffix) for it and the modules it imports"
+
+
+def _write(folder: ScriptFolder, patched: dict[str, str], out: str, to_folder: bool) -> list[Path]:
+    """Write the patched script (`-o FILE.py`) or a folder copy (`-o DIR`); the paths written.
+    InputError, before anything is written, for an -o that cannot hold it or is the original."""
+    target = Path(out)
+    if target.is_dir() != to_folder and target.exists():
+        raise InputError(f"-o {out}: is {'a file' if to_folder else 'a folder'}; {OUT_EXPECTED}")
+    paths = {name: target / name for name in folder.files()} if to_folder else {folder.script.name: target}
+    for name, path in paths.items():
+        # a symbolic link counts too: a trial's code folder links the originals
+        if path.resolve() == (folder.root / name).resolve():
+            raise InputError(f"-o {out}: would overwrite the original {folder.root / name}; expected another "
+                             f"{'folder' if to_folder else 'file'} (the original is never edited)")
+    try:
+        if to_folder:
+            return write_copy(folder, patched, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(patched[folder.script.name], encoding="utf-8", newline="")
+    except OSError as e:
+        raise InputError(f"-o {out}: cannot write {e.filename or out}: {e.strerror or e}") from None
+    return [target]
 
 
 @script_app.command("extract")

@@ -266,12 +266,12 @@ class HorizonSearch(SweepSearch):
         self._idle = False
         super().__init__(*args, **kwargs)
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def _propose(self, trial_id: str) -> dict[str, Any] | str | None:
         if trial_id not in self._ot_trials and self._nothing_to_run():
             running = set(self._ot_trials) - self._completed_trials
             return None if running else Searcher.FINISHED  # a running trial may still earn a promotion
         self._stale = True  # one more config proposed, or one queued run taken
-        return super().suggest(trial_id)
+        return super()._propose(trial_id)
 
     def _nothing_to_run(self) -> bool:
         """No run queued and every config proposed; looked up in the study only when that may have

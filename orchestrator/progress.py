@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.outcome import COMPLETED, PRUNED
-from orchestrator.records import TrialRecord, best_record
+from orchestrator.records import TrialRecord, best_record, rank
 
 
 def fmt_num(v: float) -> str:
@@ -101,8 +101,8 @@ class SweepConsole:
 
 
 def ranked(records: list[TrialRecord]) -> list[TrialRecord]:
-    """Completed trials by objective, then the rest by trial number."""
-    return sorted(records, key=lambda r: (not r.succeeded, r.objective if r.succeeded else 0, r.number if r.number is not None else 0))
+    """Completed trials by objective (ties: the wider validity margin), then the rest by trial number."""
+    return sorted(records, key=rank)
 
 
 def leaderboard_text(records: list[TrialRecord], metric: str) -> str:

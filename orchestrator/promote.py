@@ -32,6 +32,7 @@ from trainer.config import load_config
 from trainer.errors import InputError
 from trainer.script.folder import folder_diff, open_folder, patched_files, write_copy
 from trainer.script.workdir import LOGS, run_id_folders
+from trainer.yaml_safe import load_file
 
 FRESH_SEED_BASE = 1000  # promotion seeds start here: a sweep's trials run with the base's seed (0 by default)
 RECORDS_DIR = "records"
@@ -74,7 +75,7 @@ def finalists(sweep: Sweep, top_k: int, into: Path) -> list[Finalist]:
 def script_knobs(finalist: Finalist) -> tuple[dict, dict]:
     """A script trial's base ({script, python, env}) and {address: value} from its config.yaml;
     ({}, {}) for a trainer config."""
-    doc = yaml.safe_load(finalist.config.read_text())
+    doc = load_file(finalist.config, "a trial's config.yaml")
     if not (isinstance(doc, dict) and "script" in doc):
         return {}, {}
     return {k: doc[k] for k in ("script", "python", "env") if k in doc}, doc.get("set") or {}
@@ -266,6 +267,8 @@ def promote(name: str, top_k: int, reseeds: int, options: SweepOptions, nproc: i
     """Re-run the sweep's top_k configs with fresh seeds, pick by mean, write the record folder."""
     if top_k < 1 or reseeds < 2:
         raise InputError(f"--top-k {top_k} --reseeds {reseeds}: expected at least 1 config and 2 seeds")
+    if nproc < 1:
+        raise InputError(f"--nproc {nproc}: expected 1 or more ranks for the record folder's run.sh (1 runs plain python)")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per config file is noise
     sweep = load_sweep(name, options.tracking_uri)
     if sweep.kind != "sweep":

@@ -16,7 +16,6 @@ import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import yaml
 from mlflow import MlflowClient
 
 from analysis import stats
@@ -30,6 +29,7 @@ from search_spaces import AblationSpace, BaseSpec, Budget, Resources
 from search_spaces.trainer_hook import two_argument
 from trainer.config import load_config
 from trainer.errors import InputError
+from trainer.yaml_safe import load_file
 
 RECORD_ARM = "record"
 ATTEMPT_DIR = "attempt"
@@ -47,7 +47,7 @@ def record_base(record_dir: Path) -> BaseSpec:
     """What the record runs: its config.yaml, or for a script record the script it names (beside
     it) under the interpreter and in the environment it names."""
     config = record_config(record_dir)
-    doc = yaml.safe_load(config.read_text())
+    doc = load_file(config, "a record's config.yaml")
     if not (isinstance(doc, dict) and "script" in doc):
         return BaseSpec(config=str(config.resolve()))
     script = (record_dir / str(doc["script"])).resolve()

@@ -65,6 +65,7 @@ class TrialRecord:
     retry_of: int | None = None  # the interrupted trial this one re-runs
     retries: int = 0  # times Tune re-ran it after its worker or node was lost
     rung: Rung | None = None  # a horizon sweep's run
+    margin: float = -math.inf  # the validity margin at the objective's step (outcome.Score): breaks ties
 
     @property
     def label(self) -> str:
@@ -86,14 +87,21 @@ def searched_params(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def best_record(records: list[TrialRecord]) -> TrialRecord | None:
-    """The completed trial with the lowest finite objective (ties: the earlier trial). In a
+    """The completed trial with the lowest finite objective (ties: the wider validity margin, then
+    the earlier trial: two configs that pass at the same step differ in how clearly). In a
     horizon sweep, among the runs of the highest rung any completed run reached: shorter runs
     end at higher losses, so only runs of one length compare."""
     done = [r for r in records if r.succeeded]
     top = max((r.rung.index for r in done if r.rung is not None), default=None)
     if top is not None:
         done = [r for r in done if r.rung is not None and r.rung.index == top]
-    return min(done, key=lambda r: (r.objective, r.number if r.number is not None else 0)) if done else None
+    return min(done, key=rank) if done else None
+
+
+def rank(rec: TrialRecord) -> tuple:
+    """Sort key of the leaderboard: completed trials first, by objective, then validity margin, then number."""
+    number = rec.number if rec.number is not None else 0
+    return (False, rec.objective, -rec.margin, number) if rec.succeeded else (True, 0.0, 0.0, number)
 
 
 def objective_of(result: dict[str, Any]) -> float:

@@ -10,11 +10,17 @@ needs the same trainable and param space. Reconciling the two stores on `--resum
   enqueued (user attribute `retry_of`) so the next trial the searcher asks for re-runs them,
   and its MLflow run is closed as interrupted.
 - a finished Optuna trial (COMPLETE, PRUNED, FAIL other than interrupted) counts toward the
-  budget and is never re-run. An MLflow run it left RUNNING is closed with Optuna's outcome;
-  a missing one is created, so every finished trial has exactly one run.
+  budget and is never re-run. An MLflow run that says otherwise (left RUNNING, or closed as
+  `running` by a driver that died) is closed with Optuna's outcome; a missing one is created,
+  so every finished trial has exactly one run.
 - a WAITING trial (enqueued, never asked for) stays queued.
 
 The new Tune run then gets `trials - finished` samples.
+
+A resumed sweep must mean what it meant: the space a sweep starts with is kept on its study
+(`record_space`), and a resume whose space changes what a trial is (its base, params, steps,
+objective, scheduler, GPUs) is refused, naming the keys (`check_same_space`). What only changes
+how many trials run or how they are proposed may change.
 """
 
 from __future__ import annotations
@@ -26,13 +32,49 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.outcome import COMPLETED, FAILED, INTERRUPTED, OBJECTIVE, PRUNED, RETRY_OF, RUNNING, finite
+from orchestrator.outcome import COMPLETED, FAILED, INTERRUPTED, MARGIN, OBJECTIVE, PRUNED, RETRY_OF, RUNNING, finite
 from orchestrator.records import Rung, TrialRecord
 from orchestrator.search import optuna_state
-from orchestrator.tracking import SweepTracker
+from orchestrator.tracking import SweepTracker, flatten, run_status
 from search_spaces import FIDELITY
+from trainer.errors import InputError
 
 INTERRUPTED_ERROR = "the sweep's driver stopped while this trial ran; --resume re-ran its parameters"
+SPACE_ATTR = "speedrun.space"  # the study's user attribute holding what its trials mean
+# keys of a space that a resume may change: how many trials, how they are proposed, where they run
+MAY_CHANGE = ("name", "description", "source", "sampler", "seeds", "budget.trials", "budget.time_s", "resources.cpus")
+
+
+class SpaceChanged(InputError):
+    """A resume with a space whose trials would mean something else than the sweep's."""
+
+
+def space_meaning(space) -> dict[str, str]:
+    """The space's keys that say what a trial is, flattened (`params.optim.muon_lr.log`)."""
+    flat = flatten(space.model_dump(mode="json"))
+    return {k: v for k, v in flat.items() if not any(k == m or k.startswith(m + ".") for m in MAY_CHANGE)}
+
+
+def record_space(study: optuna.Study, space) -> None:
+    study.set_user_attr(SPACE_ATTR, space_meaning(space))
+
+
+def check_same_space(study: optuna.Study, space) -> None:
+    """Refuse a resume whose space changes what the sweep's trials mean; a sweep recorded before
+    spaces were kept on the study gets this space recorded instead."""
+    before = study.user_attrs.get(SPACE_ATTR)
+    now = space_meaning(space)
+    if before is None:
+        record_space(study, space)
+        return
+    changed = [f"{k} ({before.get(k, 'unset')} -> {now.get(k, 'unset')})"
+               for k in sorted(before.keys() | now.keys()) if before.get(k) != now.get(k)]
+    if changed:
+        raise SpaceChanged(
+            f"--resume: the space of sweep '{study.study_name}' changed what its trials mean: {'; '.join(changed)}. "
+            "Resume with the space it ran with, or start a new sweep under another --name "
+            f"(a resume may change only {', '.join(MAY_CHANGE[3:])})"
+        )
 
 
 @dataclass
@@ -67,7 +109,7 @@ def reconcile(
                 out.requeued.append(t.number)
                 rec = _record(t, overrides_of, INTERRUPTED, INTERRUPTED_ERROR)
                 for run in mine:
-                    if run.info.status == "RUNNING":
+                    if _disagrees(run, INTERRUPTED):
                         tracker.runs[rec.tune_id] = run.info.run_id
                         tracker.finish_trial(rec)
                 continue
@@ -82,10 +124,16 @@ def reconcile(
             out.repaired += 1
         else:
             tracker.runs[rec.tune_id] = mine[0].info.run_id
-            if mine[0].info.status == "RUNNING":
+            if _disagrees(mine[0], status):
                 tracker.finish_trial(rec)
                 out.repaired += 1
     return out
+
+
+def _disagrees(run, status: str) -> bool:
+    """Whether an MLflow run says something else than `status` (a run left open, or closed by a
+    driver that died as `running`)."""
+    return run.data.tags.get("status") != status or run.info.status != run_status(status)
 
 
 def _status_of_state(state: TrialState) -> str:
@@ -107,6 +155,15 @@ def _tell_from_mlflow(study: optuna.Study, t: FrozenTrial, run) -> None:
         value = float(v) if finite(v) else math.inf
     _set_attrs(study, t, status=status, **({"error": run.data.tags["error"]} if run.data.tags.get("error") else {}))
     study.tell(t.number, value, state=state)
+
+
+def requeue_interrupted(study: optuna.Study, numbers: list[int]) -> None:
+    """Trials this driver stopped mid-run: FAIL as interrupted, their parameters queued again,
+    so the study says what the MLflow runs say and `--resume` re-runs them."""
+    trials = study.get_trials(deepcopy=False)
+    for number in numbers:
+        if trials[number].state == TrialState.RUNNING:
+            _requeue(study, trials[number])
 
 
 def _requeue(study: optuna.Study, t: FrozenTrial) -> None:
@@ -141,6 +198,7 @@ def _record(t: FrozenTrial, overrides_of, status: str, error: str, run=None) -> 
     if status == COMPLETED and t.value is not None and finite(t.value):
         rec.objective = float(t.value)
     rec.curve = sorted((int(step), float(v)) for step, v in t.intermediate_values.items())
+    rec.margin = float(t.user_attrs.get(MARGIN, rec.margin))
     final = metrics.get("final_val_loss")
     if not finite(final) and status == COMPLETED and rec.curve:
         # the driver died before MLflow got the final numbers; Optuna holds the last val loss

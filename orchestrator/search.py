@@ -20,17 +20,26 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 from typing import Any
 
+import sqlalchemy.exc
+from optuna.exceptions import StorageInternalError
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
+
+from orchestrator.errors import first_line
 
 from orchestrator.outcome import (
     COMPLETED,
     DIVERGED,
+    MARGIN,
+    MEAN_CURVE,
     OBJECTIVE,
     PRUNED,
     RETRY_OF,
+    STATUS,
     STOPPED,
     TRIAL_NUMBER,
     VAL_LOSS,
@@ -43,6 +52,7 @@ from orchestrator.records import Rung
 logger = logging.getLogger(__name__)
 
 USER_ATTR_MAX = 2000  # characters of an error kept in the Optuna study
+STORE_ERRORS = (StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)  # the study cannot be written
 
 
 def optuna_state(status: str) -> TrialState:
@@ -56,11 +66,40 @@ def optuna_state(status: str) -> TrialState:
 class SweepSearch(OptunaSearch):
     """OptunaSearch over a define-by-run space, storing the study in an RDB (see module doc)."""
 
+    # Tune pickles its searcher into tuner.pkl and searcher-state files (under the sweep's folder and
+    # Ray's session folder) for Tuner.restore, which this driver never uses (orchestrator/resume.py):
+    # the study, its trials and its storage stay out, for the storage URL may hold a password.
+    _NOT_PICKLED = ("_storage", "_ot_study", "_ot_trials")
+
     def __init__(self, *args: Any, **kwargs: Any):
         self._reported_steps: dict[str, set[int]] = {}
+        self.store_error = ""  # the first failed write to the study, as one line
         super().__init__(*args, **kwargs)
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._NOT_PICKLED}
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__getstate__(), f)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        """A new trial's config; FINISHED once the study cannot be written (a full disk, a lost
+        database): no new trials start, the running ones end, and the driver says why."""
+        if self.store_error:
+            return Searcher.FINISHED
+        try:
+            return self._propose(trial_id)
+        except STORE_ERRORS as exc:
+            self._lost_store(exc)
+            return Searcher.FINISHED
+
+    def _lost_store(self, exc: BaseException) -> None:
+        if not self.store_error:
+            self.store_error = first_line(exc)
+            logger.warning("the Optuna study could not be written (%s): no new trials start", self.store_error)
+
+    def _propose(self, trial_id: str) -> dict[str, Any] | str | None:
         config = super().suggest(trial_id)
         if isinstance(config, dict):
             ot_trial = self._ot_trials[trial_id]
@@ -81,7 +120,10 @@ class SweepSearch(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
-        self._report(trial_id, result)
+        try:
+            self._report(trial_id, result)
+        except STORE_ERRORS as exc:
+            self._lost_store(exc)
 
     def _report(self, trial_id: str, result: dict[str, Any] | None) -> None:
         """The result's val loss as the Optuna trial's intermediate value at its trainer step."""
@@ -107,6 +149,10 @@ class SweepSearch(OptunaSearch):
             # Tune skips on_trial_result for a result its scheduler answers STOP: the val that
             # got a trial pruned, and the last val event of a completed run (ASHA stops at max_t)
             self._report(trial_id, result)
+            for step, loss in (result or {}).get(MEAN_CURVE) or []:  # a config of several seeds: their mean
+                self._report(trial_id, {VAL_LOSS: loss, "step": step, STATUS: COMPLETED})
+            if finite(margin := (result or {}).get(MARGIN)):
+                ot_trial.set_user_attr(MARGIN, margin)
             ot_trial.set_user_attr("status", status)
             reason = (result or {}).get("error") or ("the trainable raised; see the Tune trial's error.txt" if error else "")
             if reason:
@@ -118,6 +164,6 @@ class SweepSearch(OptunaSearch):
                 # raises outside study.optimize(); tell() has stored the trial by then (finally:)
                 if "Study.stop" not in str(exc):
                     raise
-        except Exception as exc:  # a storage hiccup must not end the sweep
-            logger.warning("could not record trial %s in Optuna: %s", ot_trial.number, exc)
+        except STORE_ERRORS as exc:  # a lost store must not end the sweep
+            self._lost_store(exc)
         self._completed_trials.add(trial_id)

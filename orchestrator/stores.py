@@ -1,9 +1,13 @@
-"""Where sweeps record by default: databases in the working directory; and store URIs as shown."""
+"""Where sweeps record by default: databases in the working directory; and store URIs as shown
+(`shown`, defined in trainer/uris.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from trainer.uris import shown
+
+__all__ = ["DEFAULT_STORAGE", "DEFAULT_TRACKING_URI", "SQLITE", "absolute", "shown"]  # shown: one definition, analysis/ uses it too
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow
 DEFAULT_STORAGE = "sqlite:///optuna.db"  # Optuna
@@ -19,14 +23,3 @@ def absolute(uri: str, workdir: Path) -> str:
     if uri.startswith(SQLITE) and not uri[len(SQLITE):].startswith("/") and uri[len(SQLITE):] != ":memory:":
         return SQLITE + str((Path(workdir) / uri[len(SQLITE):]).resolve())
     return uri
-
-
-def shown(uri: str) -> str:
-    """`uri` with the password of `user:password@host` masked: what goes to the console, errors
-    and MLflow params (`postgresql://speedrun:***@db:5432/optuna`)."""
-    parts = urlsplit(uri)
-    userinfo, at, host = parts.netloc.rpartition("@")
-    user, colon, _ = userinfo.partition(":")
-    if not (at and colon):
-        return uri
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +26,19 @@ from typing import Any
 
 import optuna
 
+from orchestrator.driver_lock import driver_lock
+from orchestrator.errors import first_line
+from orchestrator.interrupts import sigterm_as_ctrl_c
 from orchestrator.launch import DEFAULT_COMPILE_CACHE
 from orchestrator.outcome import INTERRUPTED, OBJECTIVE, PROGRESS, VAL_LOSS
 from orchestrator.records import TrialRecord, best_record
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute, shown
 from orchestrator.targets import check_overrides, horizon_overrides, resolve, write_script_folder
 from search_spaces import AblationSpace, BaseSpec, Budget, Resources, SweepSpace, load_space
+from search_spaces.names import name_problem
 from trainer.config import load_config
 from trainer.errors import InputError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MAX_TRIAL_RETRIES = 1  # Tune re-runs a trial whose trainable raised (a lost worker), this many times
 
 
@@ -72,10 +74,14 @@ class SweepResult:
     experiment_id: str
     parent_run_id: str
     complete: bool  # every requested trial finished (not interrupted)
+    store_error: str = ""  # the sweep ran, but its end could not be recorded (the results in the other store stand)
 
     @property
     def exit_code(self) -> int:
-        """0: at least one trial completed; 1: none did; 130: interrupted (Ctrl-C)."""
+        """0: at least one trial completed; 1: none did, or the end could not be recorded;
+        130: interrupted (Ctrl-C, SIGTERM)."""
+        if self.store_error:
+            return 1
         if not self.complete:
             return 130
         return 0 if self.best is not None else 1
@@ -102,8 +108,9 @@ def prepare_space(spec: str | Path, trials: int | None = None, gpus_per_trial: i
 
 def sweep_name(space: SweepSpace, name: str | None) -> str:
     name = name or space.name
-    if not NAME_RE.match(name):
-        raise SweepSetupError(f"sweep name {name!r}: expected letters, digits, '.', '_' or '-' (it names a directory)")
+    problem = name_problem(name)
+    if problem:
+        raise SweepSetupError(f"sweep name: {problem} (it names a folder, the Optuna study and the MLflow experiment)")
     return name
 
 
@@ -124,11 +131,11 @@ def in_stores(name: str, options: SweepOptions) -> tuple[bool, bool]:
     try:
         study = name in optuna.study.get_all_study_names(storage=options.storage)
     except Exception as exc:  # noqa: BLE001 - a bad URL, an unreachable server
-        raise SweepSetupError(f"--storage {shown(options.storage)}: cannot open the Optuna storage: {exc}") from None
+        raise SweepSetupError(f"--storage {shown(options.storage)}: cannot open the Optuna storage: {first_line(exc)}") from None
     try:
         experiment = experiment_exists(options.tracking_uri, name)
     except Exception as exc:  # noqa: BLE001
-        raise SweepSetupError(f"--tracking-uri {shown(options.tracking_uri)}: cannot open the MLflow store: {exc}") from None
+        raise SweepSetupError(f"--tracking-uri {shown(options.tracking_uri)}: cannot open the MLflow store: {first_line(exc)}") from None
     return study, experiment
 
 
@@ -148,17 +155,13 @@ def check_new(name: str, options: SweepOptions) -> None:
 
 
 def check_resumable(name: str, options: SweepOptions) -> None:
-    """A sweep to resume must have its Optuna study and its MLflow experiment."""
-    study, experiment = in_stores(name, options)
-    missing = []
+    """A sweep to resume must have its Optuna study: it says which trials ran. A lost MLflow
+    experiment is made again from it."""
+    study, _ = in_stores(name, options)
     if not study:
-        missing.append(f"no Optuna study '{name}' in {shown(options.storage)}")
-    if not experiment:
-        missing.append(f"no MLflow experiment '{name}' in {shown(options.tracking_uri)}")
-    if missing:
         raise SweepSetupError(
-            f"--resume: {' and '.join(missing)}; run it from the directory (or with the --storage and "
-            "--tracking-uri) the sweep used, or start it without --resume"
+            f"--resume: no Optuna study '{name}' in {shown(options.storage)}; run it from the directory (or with "
+            "the --storage and --tracking-uri) the sweep used, or start it without --resume"
         )
 
 
@@ -240,34 +243,72 @@ def tune_run_name(sweep_dir: Path) -> str:
     return f"tune-{k}" if k > 1 else "tune"
 
 
+LOCALHOST = "127.0.0.1"  # what a local Ray listens on
+
+
 def init_ray(address: str | None) -> bool:
-    """Connect to (or start) Ray quietly; returns whether this call started the connection."""
+    """Connect to Ray at `address`, or start a local Ray on loopback, quietly; returns whether
+    this call started the connection."""
     import ray
 
     if ray.is_initialized():
         return False
     _add_filter("ray._private.authentication.authentication_token_setup", _no_token_notice)
-    ray.init(
-        # "local": a new Ray of our own even where `ray start` left a cluster running on this
-        # machine, which ray.init() would otherwise join; --address auto joins that one
-        address=address or "local",
+    options: dict[str, Any] = dict(
         include_dashboard=False,
         logging_level=logging.WARNING,
         log_to_driver=False,  # trainer output goes to each trial's trainer.log
         configure_logging=True,
     )
+    if address:
+        ray.init(address=address, **options)
+    else:
+        _start_local_ray(options)
     return True
 
 
+def _start_local_ray(options: dict[str, Any]) -> None:
+    """A new Ray of our own whose processes (GCS, raylet, workers, this driver) listen on
+    127.0.0.1 only, not on every interface.
+
+    Ray 2.60 binds loopback only when the node's IP is 127.0.0.1, and on Linux replaces a
+    loopback `_node_ip_address` by the machine's routable IP unless it runs without cluster
+    support (its ENABLE_RAY_CLUSTER, read from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when ray is
+    imported): that switch is off while the node starts, and back as it was for a later
+    `--address` join from this process.
+    """
+    import ray
+    from ray._private import ray_constants
+
+    cluster = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        # "local": a new Ray even where `ray start` left a cluster running on this machine,
+        # which ray.init() would otherwise join; --address auto joins that one
+        ray.init(address="local", _node_ip_address=LOCALHOST, **options)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = cluster
+
+
 def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=None) -> SweepResult:
-    """Run the whole sweep (or ablation: a sweep of queued runs); trials that fail, diverge or are rejected are recorded, not raised."""
+    """Run the whole sweep (or ablation: a sweep of queued runs); trials that fail, diverge or are
+    rejected are recorded, not raised. One driver at a time per sweep name (SweepBusy otherwise)."""
+    from orchestrator.resume import check_same_space
+
+    name = sweep_name(space, options.name)
+    check_address(options.address)
+    with driver_lock(options.storage, name):
+        (check_resumable if options.resume else check_new)(name, options)
+        if options.resume:
+            check_same_space(optuna.load_study(study_name=name, storage=options.storage), space)
+        return _drive(space, options, name, console)
+
+
+def _drive(space: SweepSpace | AblationSpace, options: SweepOptions, name: str, console) -> SweepResult:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # JSON and CSV are added below
     # Tune's newer console reporter prints its banner even at verbose=0; the legacy one is silent
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    name = sweep_name(space, options.name)
-    check_address(options.address)
-    (check_resumable if options.resume else check_new)(name, options)
 
     import ray
     from ray import tune
@@ -278,17 +319,20 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
     from orchestrator.callback import SweepCallback
     from orchestrator.horizon import HorizonSearch, expected_runs, halving_space, max_runs, sampler_caveat
     from orchestrator.progress import SweepConsole, leaderboard_text
-    from orchestrator.resume import Carryover, reconcile
+    from orchestrator.resume import Carryover, reconcile, record_space, requeue_interrupted
     from orchestrator.search import SweepSearch
-    from orchestrator.tracking import SweepTracker
     from orchestrator.trial import TrainerTrial
 
     _add_filter("ray.tune.tune", _no_restore_hint)
+    # Tune saves its experiment state for Tuner.restore, which this driver never uses (the stores are
+    # the state, orchestrator/resume.py); on a full disk it logs a traceback at every save
+    logging.getLogger("ray.tune.execution.experiment_state").setLevel(logging.CRITICAL)
     workdir = Path(options.workdir).resolve()
     sweep_dir = workdir / "sweeps" / name
     trials_dir = sweep_dir / "trials"
     trials_dir.mkdir(parents=True, exist_ok=True)
     started_ray = init_ray(options.address)
+    sigterm = sigterm_as_ctrl_c()
     tracker = None
     try:
         res, budget, metric = space.resources, space.budget, space.objective.metric
@@ -296,8 +340,8 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
         parallel = concurrency(nodes, res.cpus, res.gpus, budget.trials)
         resolve = lambda ov: resolve_config(space.base, ov)  # noqa: E731
         carry = Carryover()
+        tracker, recreated = _open_tracker(space, options, name, parallel)
         if options.resume:
-            tracker = SweepTracker.reopen(options.tracking_uri, name)
             study = optuna.load_study(study_name=name, storage=options.storage)
             carry = reconcile(study, tracker, space.overrides, resolve)
             if space.sampler.seed is not None:
@@ -305,17 +349,8 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
                 reseeded = space.sampler.model_copy(update={"seed": space.sampler.seed + len(study.trials)})
                 space = space.model_copy(update={"sampler": reseeded})
         else:
-            tracker = SweepTracker.create(
-                options.tracking_uri, name, description=space.description, space_file=space.source,
-                kind=space.kind, params={
-                    "space": str(space.source) if space.source else "", "base_config": space.base.config,
-                    "base_set": space.base.set, "trials": budget.trials, "steps": budget.steps, "time_s": budget.time_s,
-                    "objective": metric, "target": space.objective.target, "sampler": space.sampler.model_dump(),
-                    "scheduler": space.scheduler.model_dump(), "resources": res.model_dump(), "concurrency": parallel,
-                    "optuna_storage": shown(options.storage), "ray_address": options.address or "local",
-                    **({"arms": space.arms, "seeds": space.seeds} if space.kind == "ablation" else {}),
-                },
-            )
+            _store_step(options.storage, "Optuna", lambda: record_space(
+                optuna.create_study(study_name=name, storage=options.storage, load_if_exists=True), space))
         queue(name, options.storage, space.planned_trials())
         horizon = space.scheduler.name == "horizon"
         # a horizon sweep's promotions come on top of budget.trials configs; its searcher says when it is done
@@ -330,6 +365,9 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
                 + (f" ({', '.join(f'#{n}' for n in carry.requeued)})" if carry.requeued else "")
                 + (f", {carry.repaired} MLflow run(s) repaired from Optuna" if carry.repaired else "")
             )
+            if recreated:
+                view.print(f"[yellow]warning:[/] the MLflow experiment '{name}' was missing from {shown(options.tracking_uri)}; "
+                           "it was made again from the Optuna study")
         view.print(
             f"{space.kind} [bold]{name}[/]: {'up to ' if horizon else ''}{remaining} trials of {space.base.config} to run, {parallel} at a time "
             f"({res.cpus:g} CPU, {res.gpus} GPU each), minimising {metric}; "
@@ -388,33 +426,81 @@ def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=
                 checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=False),
             ),
         )
-        if remaining:
-            tuner.fit()  # returns early, after stopping the running trials, on Ctrl-C
+        try:
+            if remaining:
+                tuner.fit()  # returns early, after stopping the running trials, on Ctrl-C or SIGTERM
+        except KeyboardInterrupt:  # a second one: Tune stops waiting for its trials (ray.shutdown ends them)
+            pass
 
         interrupted = callback.close_unfinished()
         records = carry.finished + list(callback.records.values())
         records.sort(key=lambda r: (r.number is None, r.number or 0, r.tune_id))
         best = best_record(records)
-        best_config = None
-        if best is not None and space.kind == "sweep":  # an ablation's arms are compared, not ranked
-            best_config = write_best(space, best, sweep_dir)
         complete = not interrupted and len(records) >= budget.trials
-        tracker.finish(metric, best, records, leaderboard_text(records, metric), best_config, complete)
-        result = SweepResult(name, records, best, best_config, sweep_dir, tracker.experiment_id, tracker.parent_id, complete)
+        best_config, store_error = None, ""
+        try:
+            if stopped := [r.number for r in interrupted if r.number is not None]:
+                _store_step(options.storage, "Optuna", lambda: requeue_interrupted(
+                    optuna.load_study(study_name=name, storage=options.storage), stopped))
+            if best is not None and space.kind == "sweep":  # an ablation's arms are compared, not ranked
+                best_config = write_best(space, best, sweep_dir)
+            _store_step(options.tracking_uri, "MLflow", lambda: tracker.finish(
+                metric, best, records, leaderboard_text(records, metric), best_config, complete))
+        except OSError as exc:
+            store_error = f"{sweep_dir}: {exc.strerror or exc}"
+        except InputError as exc:
+            store_error = str(exc)
+        if searcher.store_error:  # it stopped proposing trials
+            store_error = f"--storage {shown(options.storage)}: the Optuna store could not be written ({searcher.store_error})"
+        result = SweepResult(name, records, best, best_config, sweep_dir, tracker.experiment_id, tracker.parent_id,
+                             complete, store_error)
         _closing(view, result, space, options)
         return result
-    except BaseException:
+    except BaseException as exc:
         if tracker is not None:
-            tracker.fail()
+            tracker.fail(interrupted=isinstance(exc, KeyboardInterrupt))
         raise
     finally:
+        sigterm.restore()
         if started_ray:
             ray.shutdown()
 
 
+def _store_step(uri: str, store: str, step):
+    """Run `step`, a write to a store; a store that cannot be written (disk full, a deleted
+    database, a server gone) becomes one SweepSetupError line, not the driver's traceback."""
+    try:
+        return step()
+    except Exception as exc:  # noqa: BLE001 - sqlite, PostgreSQL and MLflow each raise their own
+        flag = "--tracking-uri" if store == "MLflow" else "--storage"
+        raise SweepSetupError(f"{flag} {shown(uri)}: the {store} store could not be written ({first_line(exc)})") from None
+
+
+def _open_tracker(space: SweepSpace | AblationSpace, options: SweepOptions, name: str, parallel: int):
+    """The sweep's MLflow experiment: reopened on resume, else created (also on a resume whose
+    experiment was lost: the runs are made again from the Optuna study). Returns (tracker, recreated)."""
+    from orchestrator.tracking import SweepTracker, experiment_exists
+
+    uri = options.tracking_uri
+    if options.resume and _store_step(uri, "MLflow", lambda: experiment_exists(uri, name)):
+        return _store_step(uri, "MLflow", lambda: SweepTracker.reopen(uri, name)), False
+    res, budget = space.resources, space.budget
+    params = {
+        "space": str(space.source) if space.source else "", "base_config": space.base.config,
+        "base_set": space.base.set, "trials": budget.trials, "steps": budget.steps, "time_s": budget.time_s,
+        "objective": space.objective.metric, "target": space.objective.target, "sampler": space.sampler.model_dump(),
+        "scheduler": space.scheduler.model_dump(), "resources": res.model_dump(), "concurrency": parallel,
+        "optuna_storage": shown(options.storage), "ray_address": options.address or "local",
+        **({"arms": space.arms, "seeds": space.seeds} if space.kind == "ablation" else {}),
+    }
+    tracker = _store_step(uri, "MLflow", lambda: SweepTracker.create(
+        uri, name, description=space.description, space_file=space.source, kind=space.kind, params=params))
+    return tracker, options.resume
+
+
 def _closing(view, result: SweepResult, space: SweepSpace, options: SweepOptions) -> None:
     view.summary(result.records)
-    if not result.complete:
+    if not result.complete and not result.store_error:
         done = sum(r.status != "interrupted" for r in result.records)
         view.print(f"[yellow]interrupted[/]: {done} of {space.budget.trials} trials finished")
     metric = space.objective.metric
@@ -436,3 +522,6 @@ def _closing(view, result: SweepResult, space: SweepSpace, options: SweepOptions
         view.print(f"  config: {result.best_config}  ({run})")
     view.print(f"MLflow: {shown(options.tracking_uri)}, experiment '{result.name}'; "
                f"Optuna: {shown(options.storage)}, study '{result.name}'")
+    if result.store_error:
+        view.print(f"[red]error:[/] {result.store_error}; free or restore it, then run the same command with --resume: "
+                   "each store is repaired from the other")

@@ -11,10 +11,13 @@ import yaml
 
 from search_spaces.yaml_data import to_yaml
 from trainer.config import load_config
+from trainer.data import DATA_FILE_KEYS, matches_nothing_here
 from trainer.errors import InputError
 from trainer.horizon import at_horizon
 from trainer.script.folder import open_folder, patched_files, write_copy
 from trainer.script.patch import parse_assignments
+from trainer.text import quoted
+from trainer.yaml_safe import YamlDataError, load
 
 
 def is_script(target: str) -> bool:
@@ -23,10 +26,36 @@ def is_script(target: str) -> bool:
 
 
 def check_overrides(target: str, overrides: list[str]) -> object:
-    """Raise InputError (naming the key or knob) unless the overrides apply to the target."""
+    """Raise InputError (naming the key or knob) unless the overrides apply to the target. The
+    space loaders also run `check_overrides.at_load` (`data_files_here`) on each base override."""
     if is_script(target):
         return patched_files(open_folder(target), parse_assignments(overrides))
     return load_config(target, overrides)
+
+
+def data_files_here(target: str, overrides: list[str]) -> None:
+    """Raise InputError for a shard glob (data.train_files, data.val_files) that matches no file
+    here, which every trial would fail on; one with $VARIABLES is each node's to expand, and
+    `@fixtures/` ships with speedrun. A check at load time only, where the sweep starts (the
+    search_spaces hook's `at_load`): a trial's check runs in a Ray actor whose working directory
+    Tune has moved to the trial's own, where a relative glob would match nothing."""
+    if is_script(target):
+        return
+    for item in overrides:
+        key, _, raw = item.partition("=")
+        if key.strip() not in DATA_FILE_KEYS:
+            continue
+        try:
+            pattern = load(raw)
+        except YamlDataError:
+            continue  # not a value at all: check_overrides names it
+        if isinstance(pattern, str) and matches_nothing_here(pattern):
+            raise InputError(f"{quoted(pattern)} matches no file (relative to {Path.cwd()}), so every trial would "
+                             "fail; expected a glob of existing shards, or one with $DATA_DIR that each node "
+                             "expands (docs/cluster.md)")
+
+
+check_overrides.at_load = data_files_here  # type: ignore[attr-defined]
 
 
 def config_leaves(tree: Any, prefix: str = "") -> dict[str, Any]:

@@ -9,13 +9,16 @@ at the end the objective, wall_time_s and the trial's timeline (time_*_s, orches
 tags (status, optuna_trial, retry_of, retries — how often Tune re-ran it after losing its worker —,
 tune_trial_id, node, node_ip, node_id and gpu_ids — where Ray ran it —, device, error, and env.* —
 the environment fingerprint: host, torch, GPU, driver, CUDA, triton); artifacts (config.yaml,
-trainer_log_tail.txt). A horizon sweep's run also has params `rung` and
+trainer_log_tail.txt). A config run with several seeds (budget.seeds) has one run per seed nested
+under its trial's run (`trial_NNNN.seed_S`: tags speedrun.role = seed, seed, trial, status; its
+val_loss by step, final_val_loss), and the trial's own val_loss is their mean by step. A horizon sweep's run also has params `rung` and
 `fidelity` and tags `config_trial` (the rung-0 trial of its config) and `promoted_from`; a retune
 run also the tag `retune` (the parameter it moved), an audit run the tag `audit`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,16 +32,32 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from orchestrator.outcome import COMPLETED, OBJECTIVE, PROGRESS, RUNG, RUNNING, VAL_LOSS, finite
+from orchestrator.outcome import (
+    COMPLETED,
+    INTERRUPTED,
+    MEAN_CURVE,
+    OBJECTIVE,
+    PROGRESS,
+    RUNG,
+    RUNNING,
+    SEED,
+    SEED_RUNS,
+    STATUS,
+    VAL_LOSS,
+    finite,
+)
 from orchestrator.records import TrialRecord
 from search_spaces import FIDELITY
 
 PARENT_TAG = "mlflow.parentRunId"
 TAG_MAX = 5000  # characters of an error kept in a tag (MLflow's tag limit is larger; keep the UI readable)
-RUN_STATUS = {COMPLETED: "FINISHED", "stopped": "KILLED", "pruned": "KILLED", "interrupted": "KILLED"}  # others: FAILED
+RUN_STATUS = {COMPLETED: "FINISHED", "stopped": "KILLED", "pruned": "KILLED", INTERRUPTED: "KILLED"}  # others: FAILED
 
 for _name in ("mlflow", "alembic"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+# MLflow logs each failed database write with its traceback (a lost or full store floods the console);
+# the driver says it once instead (callback._safely, sweep._store_step)
+logging.getLogger("mlflow.store.db").setLevel(logging.CRITICAL)
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
@@ -76,6 +95,11 @@ def git_commit(path: Path) -> tuple[str | None, bool]:
         return None, False
 
 
+def run_status(status: str) -> str:
+    """The MLflow run status of a trial status."""
+    return RUN_STATUS.get(status, "FAILED")
+
+
 def experiment_exists(tracking_uri: str, name: str) -> bool:
     return MlflowClient(tracking_uri).get_experiment_by_name(name) is not None
 
@@ -88,6 +112,7 @@ class SweepTracker:
         self.experiment_id = experiment_id
         self.parent_id = parent_id
         self.runs: dict[str, str] = {}  # tune trial id -> child run id
+        self.seed_runs: dict[str, str] = {}  # "tune trial id/seed" -> a seed's run, nested under its trial's
 
     @classmethod
     def create(cls, tracking_uri: str, name: str, params: dict[str, Any], space_file: Path | None,
@@ -174,11 +199,45 @@ class SweepTracker:
         values = {k: result.get(k) for k in (VAL_LOSS, "train_time_ms", "tokens", PROGRESS)}
         self._log(run_id, metrics={k: v for k, v in values.items() if finite(v)}, step=step)
 
+    def log_seed_result(self, rec: TrialRecord, result: dict[str, Any]) -> None:
+        """One val event of one seed's run of a config, on that run's own MLflow run, nested under
+        the trial's run (made at its first event)."""
+        parent = self.runs.get(rec.tune_id)
+        step = result.get("step")
+        if parent is None or not isinstance(step, int):
+            return
+        run_id = self._seed_run(rec, parent, result[SEED])
+        values = {k: result.get(k) for k in (VAL_LOSS, "train_time_ms", "tokens")}
+        self._log(run_id, metrics={k: v for k, v in values.items() if finite(v)}, step=step)
+
+    def _seed_run(self, rec: TrialRecord, parent: str, seed: int) -> str:
+        key = f"{rec.tune_id}/{seed}"
+        if key not in self.seed_runs:
+            name = f"trial_{rec.number:04d}" if rec.number is not None else rec.tune_id
+            tags = {PARENT_TAG: parent, "speedrun.role": "seed", SEED: str(seed), "status": RUNNING}
+            if rec.number is not None:
+                tags["trial"] = str(rec.number)
+            run = self.client.create_run(self.experiment_id, run_name=f"{name}.seed_{seed}", tags=tags)
+            self.seed_runs[key] = run.info.run_id
+        return self.seed_runs[key]
+
+    def _finish_seed_runs(self, rec: TrialRecord, parent: str) -> None:
+        for run in rec.last.get(SEED_RUNS) or []:
+            run_id = self._seed_run(rec, parent, run[SEED])
+            metrics = {k: run.get(k) for k in ("final_val_loss", "train_time_ms")}
+            tags = {"status": run[STATUS], **({"error": run["error"][:TAG_MAX]} if run.get("error") else {})}
+            self._log(run_id, metrics={k: v for k, v in metrics.items() if finite(v)}, tags=tags, step=run.get("step") or 0)
+            self.client.set_terminated(run_id, run_status(run[STATUS]))
+
     def finish_trial(self, rec: TrialRecord) -> None:
         run_id = self.runs.get(rec.tune_id)
         if run_id is None:
             return
         last = rec.last
+        if last.get(SEED_RUNS):  # the config's runs, and its mean curve as its own val_loss
+            self._finish_seed_runs(rec, run_id)
+            for step, loss in last.get(MEAN_CURVE) or []:
+                self._log(run_id, metrics={VAL_LOSS: loss}, step=step)
         tags = {"status": rec.status}
         for key, tag in (("hostname", "node"), ("node_ip", "node_ip"), ("node_id", "node_id"), ("device", "device"),
                          ("world_size", "world_size")):
@@ -199,7 +258,7 @@ class SweepTracker:
             self.client.log_text(run_id, rec.log_tail, "trainer_log_tail.txt")
         if last.get("trial_dir"):
             self._log_patched_files(run_id, Path(last["trial_dir"]) / "code")
-        self.client.set_terminated(run_id, RUN_STATUS.get(rec.status, "FAILED"))
+        self.client.set_terminated(run_id, run_status(rec.status))
 
     def _log_patched_files(self, run_id: str, code: Path) -> None:
         """A script trial's patched files: the real files of its code folder (the rest are links
@@ -228,14 +287,17 @@ class SweepTracker:
             self.client.log_artifact(self.parent_id, str(best_config))
         self.client.set_terminated(self.parent_id, "FINISHED" if complete else "KILLED")
 
-    def fail(self) -> None:
-        """The driver itself failed: close the parent and any open trial runs."""
-        for run_id in list(self.runs.values()) + [self.parent_id]:
-            try:
+    def fail(self, interrupted: bool = False) -> None:
+        """The driver itself stopped (it failed, or was interrupted outside Tune's own handling):
+        its open trial runs were cut off, as `--resume` will find them; the parent is FAILED, or
+        KILLED when interrupted."""
+        for run_id in [*self.runs.values(), *self.seed_runs.values()]:
+            with contextlib.suppress(Exception):  # best effort while failing already
                 if self.client.get_run(run_id).info.status == "RUNNING":
-                    self.client.set_terminated(run_id, "FAILED")
-            except Exception:  # noqa: BLE001 - best effort while failing already
-                pass
+                    self._log(run_id, tags={"status": INTERRUPTED})
+                    self.client.set_terminated(run_id, run_status(INTERRUPTED))
+        with contextlib.suppress(Exception):
+            self.client.set_terminated(self.parent_id, "KILLED" if interrupted else "FAILED")
 
     def _log(self, run_id: str, params: dict[str, str] | None = None, metrics: dict[str, float] | None = None,
              tags: dict[str, str] | None = None, step: int = 0) -> None:

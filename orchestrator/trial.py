@@ -69,18 +69,26 @@ from orchestrator.outcome import (
     COMPLETED,
     DIVERGED,
     FAILED,
+    MARGIN,
+    MEAN_CURVE,
     OBJECTIVE,
     PROGRESS,
     REJECTED,
     RUNNING,
+    SEED,
+    SEED_ENV,
+    SEED_RUNS,
     STATUS,
     STOPPED,
     TRIAL_NUMBER,
     VAL_LOSS,
     Objective,
+    Score,
     finite,
+    score,
     status_from_exit,
 )
+from search_spaces.ablation import SEED_KEY
 
 POLL_S = 0.2
 
@@ -171,39 +179,58 @@ class TrainerTrial(tune.Trainable):
         if self.dir.exists():  # a retried trial (Tune's failure handling) starts afresh
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True)
-        self.events_path = self.dir / "events.jsonl"
-        self.objective = Objective(space.objective.metric, space.objective.target)
         self.pending: deque[dict[str, Any]] = deque()
         self.final: dict[str, Any] | None = None
         self.process: TrainerProcess | WarmRun | None = None
+        self.seeds = space.budget.seeds
+        self.runs: list[dict[str, Any]] = []  # the config's finished runs, one per seed
         # Where Ray placed the trial: its node, and the GPUs it set CUDA_VISIBLE_DEVICES to in this
         # actor, which the trainer inherits
         ctx = ray.get_runtime_context()
         self.info: dict[str, Any] = {"trial_dir": str(self.dir), "node_id": ctx.get_node_id(),
                                      "gpu_ids": ray.get_gpu_ids()}
+        self.overrides = space.overrides(config)
+        (self.dir / "overrides.txt").write_text("".join(f"{o}\n" for o in self.overrides))
+        self._new_run()
+        problems = space.violations(self.overrides)
+        if problems:
+            self.final = self._final_result(REJECTED, error="; ".join(problems))
+            return
+        self._start_run()
+
+    def _new_run(self) -> None:
+        """State of the config's next run: its events, its val events so far, its time limit."""
+        seed = len(self.runs)
+        run_dir = self.dir / f"seed_{seed}" if self.seeds > 1 else self.dir  # one run: the trial's folder, as always
+        run_dir.mkdir(exist_ok=True)
+        self.events_path = run_dir / "events.jsonl"
+        objective = self.space.objective
+        self.objective = Objective(objective.metric, objective.target, objective.margin)
         self.num_iterations: int | None = None
         self.last: dict[str, Any] = {"step": 0, "train_time_ms": 0.0, "tokens": 0}
         self.end_event: dict[str, Any] | None = None
         self.time_limit_hit = False
 
-        self.overrides = space.overrides(config)
-        (self.dir / "overrides.txt").write_text("".join(f"{o}\n" for o in self.overrides))
-        problems = space.violations(self.overrides)
-        if problems:
-            self.final = self._final_result(REJECTED, error="; ".join(problems))
-            return
+    def _start_run(self) -> None:
+        """Start the config's next run: with budget.seeds > 1, run i is seed i (`runtime.seed` of
+        the trainer; a script reads $SPEEDRUN_SEED, or is simply run again)."""
+        space, seed = self.space, len(self.runs)
+        overrides, env = self.overrides, self.env
+        if self.seeds > 1:
+            overrides = overrides if space.base.is_script else [*overrides, f"{SEED_KEY}={seed}"]
+            env = {**env, SEED_ENV: str(seed)}
         self.tail = EventTail(self.events_path)
         self.started = time.monotonic()
         self.timeline.mark("spawn")
-        log = self.dir / "trainer.log"
+        log = self.events_path.parent / "trainer.log"
         if self.warm:
             if self.worker is None or not self.worker.alive():
                 self.worker = WarmWorker(self.workdir, log=self.trials_dir / f"worker_{os.getpid()}.log", env=self.env)
-            self.process = self.worker.submit(trainer_args(space.base.config, self.overrides, self.events_path), log)
+            self.process = self.worker.submit(trainer_args(space.base.config, overrides, self.events_path), log)
             self.info["worker_runs"] = self.process.earlier_runs
         else:
-            cmd = trial_command(space.base.config, self.overrides, self.events_path, self.nproc, space.base.python)
-            self.process = TrainerProcess(cmd, cwd=self.workdir, log=log, env=self.env)
+            cmd = trial_command(space.base.config, overrides, self.events_path, self.nproc, space.base.python)
+            self.process = TrainerProcess(cmd, cwd=self.workdir, log=log, env=env)
 
     # --- Tune's interface ------------------------------------------------------------
 
@@ -220,7 +247,16 @@ class TrainerTrial(tune.Trainable):
                 self._read_events()  # lines written just before it exited
                 if self.pending:
                     return self.pending.popleft()
-                self.final = self._outcome(code)
+                outcome = self._outcome(code)
+                if self.seeds == 1:
+                    self.final = outcome
+                    return self.final
+                self.runs.append({**outcome, SEED: len(self.runs), "vals": self.objective.vals})
+                if outcome[STATUS] == COMPLETED and len(self.runs) < self.seeds:
+                    self._new_run()
+                    self._start_run()
+                    continue
+                self.final = self._config_result()
                 return self.final
             self._enforce_time_limit()
             self._wait(POLL_S)
@@ -274,8 +310,9 @@ class TrainerTrial(tune.Trainable):
                 result = self._val_result(ev)
                 # The val event at the last step is the end of the run: it goes out with the
                 # final result, so a scheduler (ASHA stops trials at max_t = 1.0) never sees
-                # a completed run as an intermediate one and stops it as if pruned.
-                if not (self.num_iterations and ev["step"] >= self.num_iterations):
+                # a completed run as an intermediate one and stops it as if pruned. A run of
+                # one seed of several reports all of its own (no scheduler decides on them).
+                if self.seeds > 1 or not (self.num_iterations and ev["step"] >= self.num_iterations):
                     self.pending.append(result)
             elif kind == "end":
                 self.end_event = ev
@@ -285,7 +322,9 @@ class TrainerTrial(tune.Trainable):
                         self.last[key] = ev[key]
 
     def _progress(self, step: int) -> float:
-        return step / self.num_iterations if self.num_iterations else 0.0
+        """The config's progress: its finished runs, and this one's step through its schedule."""
+        run = step / self.num_iterations if self.num_iterations else 0.0
+        return (len(self.runs) + run) / self.seeds
 
     def _val_result(self, ev: dict[str, Any]) -> dict[str, Any]:
         self.objective.add(ev)
@@ -298,7 +337,44 @@ class TrainerTrial(tune.Trainable):
             "tokens": ev.get("tokens"),
             PROGRESS: self._progress(ev["step"]),
             STATUS: RUNNING,
+            **({SEED: len(self.runs)} if self.seeds > 1 else {}),
             **self.info,
+        }
+
+    def _config_result(self) -> dict[str, Any]:
+        """The final result of a config run with several seeds: completed when every seed's run
+        completed (the first that did not stops the rest and gives its status), the objective
+        from all of them (outcome.score), val loss and curve their means."""
+        runs = self.runs
+        bad = next((r for r in runs if r[STATUS] != COMPLETED), None)
+        status = bad[STATUS] if bad else COMPLETED
+        objective = self.space.objective
+        got = score(objective.metric, objective.target, objective.margin, [r["vals"] for r in runs]) \
+            if bad is None else Score(math.inf)
+        finals = [r["final_val_loss"] for r in runs]
+        mean_final = sum(finals) / len(finals) if bad is None else math.inf
+        steps = sorted(set.intersection(*({v[0] for v in r["vals"]} for r in runs)))
+        curve = [[step, sum(dict((v[0], v[1]) for v in r["vals"])[step] for r in runs) / len(runs)] for step in steps]
+        last = runs[-1]
+        return {
+            OBJECTIVE: got.value,
+            MARGIN: got.margin,
+            VAL_LOSS: mean_final if finite(mean_final) else last[VAL_LOSS],
+            "final_val_loss": mean_final,
+            "step": last["step"],
+            "train_time_ms": sum(r["train_time_ms"] or 0.0 for r in runs) / len(runs),
+            "tokens": last["tokens"],
+            PROGRESS: 1.0 if bad is None else len(runs) / self.seeds,
+            STATUS: status,
+            "error": f"seed {bad[SEED]}: {bad['error']}" if bad else "",
+            SEED_RUNS: [{k: r.get(k) for k in (SEED, STATUS, "error", "final_val_loss", "step", "train_time_ms")}
+                        for r in runs],
+            MEAN_CURVE: curve if bad is None else [],
+            **self.info,
+            "exit_code": last.get("exit_code"),
+            "log_tail": (bad or last).get("log_tail", ""),
+            **self.timeline.keys(last["train_time_ms"]),
+            "done": True,
         }
 
     def _outcome(self, code: int) -> dict[str, Any]:
@@ -319,8 +395,10 @@ class TrainerTrial(tune.Trainable):
 
     def _final_result(self, status: str, error: str | None = None, **extra: Any) -> dict[str, Any]:
         last_loss = self.objective.last_val_loss
+        got = self.objective.score() if status == COMPLETED else Score(math.inf)
         return {
-            OBJECTIVE: self.objective.final(status),
+            OBJECTIVE: got.value,
+            MARGIN: got.margin,
             VAL_LOSS: last_loss if finite(last_loss) else math.inf,
             "final_val_loss": last_loss if status == COMPLETED and finite(last_loss) else math.inf,
             "step": self.last["step"],

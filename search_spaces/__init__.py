@@ -1,9 +1,9 @@
 """Sweep spaces: YAML files that say what a sweep searches, and the loader that validates them.
 
     from search_spaces import load_space
-    from trainer.config import load_config            # the caller's choice; this package
-    space = load_space("search_spaces/smoke.yaml",      # imports no trainer code
-                       check_overrides=load_config)
+    from orchestrator.targets import check_overrides  # the caller's hook (or trainer.config.load_config):
+    space = load_space("search_spaces/smoke.yaml",      # this package imports none of trainer,
+                       check_overrides=check_overrides)   # orchestrator and analysis
     study = optuna.create_study(sampler=space.make_sampler())
     trial = study.ask()
     constants = space.define_by_run(trial)

@@ -28,7 +28,6 @@ The sweep driver runs an ablation like a sweep whose proposals are all queued in
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,7 +36,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from search_spaces.constraints import key_problem, proposal_tree, stage_problems
 from search_spaces.loader import find_file, read_file
-from search_spaces.report import Report
+from search_spaces.names import NAME_RULE, is_name
+from search_spaces.report import Report, quoted
 from search_spaces.schema import (
     STEPS_KEY,
     BaseSpec,
@@ -48,8 +48,8 @@ from search_spaces.schema import (
     SchedulerSpec,
     base_overrides,
 )
-from search_spaces.trainer_hook import OverrideCheck, hook_message, two_argument
-from search_spaces.validation import read_base, read_name, read_section
+from search_spaces.trainer_hook import OverrideCheck, hook_message, load_time_check, two_argument
+from search_spaces.validation import check_at_load, read_base, read_name, read_section
 from search_spaces.yaml_data import Path_, to_yaml
 
 ABLATIONS_DIR = Path(__file__).parent / "ablations"
@@ -59,7 +59,6 @@ SEED_KEY = "runtime.seed"
 MAX_SEEDS = 1000
 _TOP = ("name", "description", "base", "baseline", "variants", "seeds", "objective", "budget", "resources")
 _REQUIRED = ("base", "variants", "seeds")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class AblationSpace(BaseModel):
@@ -149,16 +148,40 @@ def load_ablation(path: str | Path, check_overrides: OverrideCheck | None = None
     space = _validate(report, data, seeds)
     if space is not None and check_overrides is not None:
         hook = two_argument(check_overrides)
-        for arm in space.arms:
+        made: dict[str, Any] = {}  # what the trainer makes of each arm: the same config twice is caught
+        for arm in space.arms:  # here even when the overrides differ (a key set to its default)
             try:
-                hook(space.base.config, space.overrides({ARM: arm, SEED: space.seeds[0]}))
+                made[arm] = hook(space.base.config, space.overrides({ARM: arm, SEED: space.seeds[0]}))
             except Exception as e:  # the hook's own error type
-                where: Path_ = ("variants", arm) if arm != BASELINE else ("baseline",)
-                report.error(where, f"the trainer rejects arm '{arm}': {hook_message(e, [])}")
+                report.error(_arm_path(arm), f"the trainer rejects arm '{arm}': {hook_message(e, [])}")
+        if not report.errors and None not in made.values():  # a hook that returns nothing only checks
+            _refuse_repeated_arms(report, made)
+        at_load = load_time_check(check_overrides)
+        if at_load is not None:
+            check_at_load(report, space, at_load)
         space._check = hook
     report.raise_if_any()
     assert space is not None
     return space
+
+
+def _arm_path(arm: str) -> Path_:
+    return ("variants", arm) if arm != BASELINE else ("baseline",)
+
+
+def _refuse_repeated_arms(report: Report, runs: dict[str, Any]) -> None:
+    """Report each variant that runs what the baseline or an earlier variant runs (no overrides, or
+    a key set to the value it already has): its seeds would measure nothing."""
+    seen: list[tuple[str, Any]] = []
+    for arm, run in runs.items():
+        same = next((other for other, earlier in seen if earlier == run), None)
+        if same == BASELINE:
+            report.error(_arm_path(arm), f"arm '{arm}' changes nothing: it runs the baseline's config; expected at "
+                                         "least one key set to a value other than the baseline's")
+        elif same is not None:
+            report.error(_arm_path(arm), f"arm '{arm}' runs the same config as arm '{same}'; expected each variant "
+                                         "to differ")
+        seen.append((arm, run))
 
 
 def _validate(report: Report, data: Any, seeds: int | None) -> AblationSpace | None:
@@ -179,20 +202,19 @@ def _validate(report: Report, data: Any, seeds: int | None) -> AblationSpace | N
     arms = {BASELINE: _overrides(report, data.get("baseline") or {}, ("baseline",), script)}
     raw_variants = data.get("variants")
     if raw_variants is not None and not isinstance(raw_variants, dict):
-        report.error(("variants",), f"got {raw_variants!r}; expected a mapping of arm name -> overrides "
+        report.error(("variants",), f"got {quoted(raw_variants)}; expected a mapping of arm name -> overrides "
                                     "({} for none: the baseline's seeds only)")
     elif raw_variants:
         for arm, body in raw_variants.items():
-            if arm == BASELINE or not isinstance(arm, str) or not _NAME.fullmatch(arm):
-                report.error(("variants", arm), f"arm name {arm!r}: expected letters, digits, '_', '.' or '-', "
+            if arm == BASELINE or not is_name(arm):
+                report.error(("variants", arm), f"arm name {quoted(arm)}: expected {NAME_RULE}, "
                                                 f"not '{BASELINE}' (the baseline arm is `baseline:`)")
             arms[arm] = {**arms[BASELINE], **_overrides(report, body, ("variants", arm), script)}
-            if not body:
-                report.error(("variants", arm), "no overrides; expected at least one (dotted key: value)")
+    _refuse_repeated_arms(report, arms)
     seed_list = list(range(seeds)) if seeds else _seeds(report, data.get("seeds"))
     objective = read_section(report, Objective, data.get("objective"), ("objective",), "metric")
     budget_raw = data.get("budget") or {}
-    if not isinstance(budget_raw, dict) or "trials" in budget_raw:
+    if not isinstance(budget_raw, dict) or "trials" in budget_raw or "seeds" in budget_raw:
         report.error(("budget",), "expected a mapping of steps and time_s (the number of runs is arms x seeds)")
         budget_raw = {}
     trials = len(arms) * len(seed_list or [0])
@@ -206,7 +228,7 @@ def _validate(report: Report, data: Any, seeds: int | None) -> AblationSpace | N
 
 def _overrides(report: Report, raw: Any, path: Path_, script: bool) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        report.error(path, f"got {raw!r}; expected a mapping of dotted trainer key -> value")
+        report.error(path, f"got {quoted(raw)}; expected a mapping of dotted trainer key -> value")
         return {}
     for key in raw:
         problem = key_problem(key, script, "model.value_embeds")
@@ -224,5 +246,5 @@ def _seeds(report: Report, raw: Any) -> list[int] | None:
             and len(set(raw)) == len(raw):
         return list(raw)
     if raw is not None:
-        report.error(("seeds",), f"got {raw!r}; expected a count (1 to {MAX_SEEDS}) or a list of distinct integers")
+        report.error(("seeds",), f"got {quoted(raw)}; expected a count (1 to {MAX_SEEDS}) or a list of distinct integers")
     return None

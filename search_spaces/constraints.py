@@ -11,10 +11,11 @@ import math
 import re
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from search_spaces import expressions as ex
+from search_spaces.report import quoted
+from search_spaces.yaml_data import YamlDataError, load
 
 WORLD_SIZE = "world_size"
 _DOTTED_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -36,8 +37,8 @@ def key_problem(key: object, script: bool, example: str) -> str | None:
     """Why `key` cannot name what a space sets — a dotted trainer key, or for a script base a
     knob address — or None when it can; `example` is a dotted key to suggest."""
     if script:
-        return None if is_script_address(key) else f"'{key}' is not a knob address; expected one `speedrun script knobs` lists"
-    return None if is_dotted_key(key) else f"'{key}' is not a dotted trainer key; expected names joined by dots, e.g. {example}"
+        return None if is_script_address(key) else f"{quoted(key)} is not a knob address; expected one `speedrun script knobs` lists"
+    return None if is_dotted_key(key) else f"{quoted(key)} is not a dotted trainer key; expected names joined by dots, e.g. {example}"
 
 
 def proposal_tree(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
@@ -47,9 +48,9 @@ def proposal_tree(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
     for item in overrides:
         key, sep, raw = item.partition("=")
         try:
-            value = yaml.safe_load(raw) if sep else None
-        except yaml.YAMLError as e:
-            problems.append(f"{key}: value is not YAML ({' '.join(str(e).split())})")
+            value = load(raw) if sep else None
+        except YamlDataError as e:
+            problems.append(f"{quoted(key)}: value is not YAML data ({e})")
             continue
         if not sep or not is_script_address(key.strip()):
             problems.append(f"'{item}': expected KEY=VALUE")
@@ -157,13 +158,13 @@ class Constraint(BaseModel):
         if self.kind == "expr":
             if ex.evaluate(self._trees[0], env):
                 return None
-            shown = ", ".join(f"{_indexed(k)} = {env[k]!r}" for k in self.keys() if k in env)
+            shown = ", ".join(f"{_indexed(k)} = {quoted(env[k])}" for k in self.keys() if k in env)
             return f"'{self.expr}' is false ({shown})"
         value = ex.evaluate(self._trees[0], env)
         factors = [ex.evaluate(t, env) for t in self._trees[1:]]
         nums = [value, *factors]
         if not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in nums):
-            return f"expected numbers, got {self.key} = {value!r} and factors {factors!r}"
+            return f"expected numbers, got {self.key} = {quoted(value)} and factors {quoted(factors)}"
         product = math.prod(factors)
         if product == 0:
             return f"the product of {self.by} is 0"

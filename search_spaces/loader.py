@@ -14,11 +14,13 @@ from pathlib import Path
 
 from search_spaces.report import Report, SpaceError, did_you_mean, show_path
 from search_spaces.schema import SweepSpace
-from search_spaces.trainer_hook import OverrideCheck, two_argument
+from search_spaces.trainer_hook import OverrideCheck, load_time_check, two_argument
 from search_spaces.validation import check_with_trainer, validate
 from search_spaces.yaml_data import YamlProblem, load_with_lines
 
 SPACES_DIR = Path(__file__).parent
+# search_spaces may not import trainer (DESIGN.md), so this mirrors trainer/text.py's MAX_TEXT_BYTES
+MAX_FILE_BYTES = 64 * 2**20  # far above any space, far below what would exhaust memory
 
 
 def example_spaces() -> dict[str, Path]:
@@ -39,7 +41,7 @@ def load_space(path: str | Path, check_overrides: OverrideCheck | None = None) -
     space = validate(report, data)
     if space is not None and check_overrides is not None:
         hook = two_argument(check_overrides)
-        check_with_trainer(report, space, hook)
+        check_with_trainer(report, space, hook, load_time_check(check_overrides))
         space._check = hook
     report.raise_if_any()
     assert space is not None
@@ -48,15 +50,30 @@ def load_space(path: str | Path, check_overrides: OverrideCheck | None = None) -
 
 def read_file(file: Path) -> tuple[object, Report]:
     """The file's YAML as plain data, and a Report that knows the line of every key."""
-    try:
-        text = file.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpaceError([f"{file}:1: (file): cannot be read ({e}); expected a UTF-8 YAML file"]) from None
+    text = _read_text(file)
     try:
         data, lines = load_with_lines(text)
     except YamlProblem as e:
         raise SpaceError([f"{file}:{line}: {show_path(p)}: {msg}" for p, line, msg in e.problems]) from None
     return data, Report(file, lines)
+
+
+def _read_text(file: Path) -> str:
+    """The file's text as on disk; SpaceError when it cannot be read, is too large or is not UTF-8."""
+    def refused(reason: str) -> SpaceError:
+        return SpaceError([f"{file}:1: (file): {reason}"])
+
+    try:
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise refused(f"{size:,} bytes; expected a YAML file of at most {MAX_FILE_BYTES:,} bytes")
+        data = file.read_bytes()
+    except OSError as e:
+        raise refused(f"{e.strerror or e}; expected a YAML file") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise refused(f"not UTF-8 text at byte {e.start}; expected a YAML file (UTF-8 text)") from None
 
 
 def find_file(path: str | Path, shipped: dict[str, Path], what: str) -> Path:

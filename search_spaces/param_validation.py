@@ -9,7 +9,7 @@ from typing import Any
 
 from search_spaces.constraints import key_problem
 from search_spaces.params import ChoiceParam, FixedParam, FloatParam, IntParam, LinearParam, StageSpec, StagesParam
-from search_spaces.report import Report, did_you_mean
+from search_spaces.report import Report, did_you_mean, quoted
 from search_spaces.yaml_data import Path_, to_yaml
 
 _KINDS = ("float", "int", "choice", "fixed", "linear", "stages")
@@ -31,7 +31,7 @@ def read_params(report: Report, raw: Any, script: bool = False) -> dict[str, Any
     if not isinstance(raw, dict) or not raw:
         report.error(
             path,
-            f"got {raw!r}; expected a mapping of dotted trainer keys to distributions, e.g. optim.muon_lr: "
+            f"got {quoted(raw)}; expected a mapping of dotted trainer keys to distributions, e.g. optim.muon_lr: "
             f"{{float: [0.02, 0.08], log: true}}",
         )
         return None
@@ -60,7 +60,7 @@ def _param(report: Report, raw: Any, path: Path_, top: bool) -> Any:
             return FixedParam(value=raw)
         number = _number(raw)
         if number is None:
-            report.error(path, f"got {raw!r}; expected a number or a distribution ({_EXAMPLES})")
+            report.error(path, f"got {quoted(raw)}; expected a number or a distribution ({_EXAMPLES})")
             return None
         return FixedParam(value=number)
     kinds = [k for k in raw if k in _KINDS]
@@ -100,19 +100,19 @@ def _param(report: Report, raw: Any, path: Path_, top: bool) -> Any:
 
 def _bounds(report: Report, raw: Any, path: Path_, integer: bool) -> tuple[Any, Any] | None:
     if not isinstance(raw, list) or len(raw) != 2:
-        report.error(path, f"got {raw!r}; expected [low, high]")
+        report.error(path, f"got {quoted(raw)}; expected [low, high]")
         return None
     out = []
     for i, v in enumerate(raw):
         if integer:
             if not isinstance(v, int) or isinstance(v, bool):
-                report.error(path + (i,), f"got {v!r}; expected an integer")
+                report.error(path + (i,), f"got {quoted(v)}; expected an integer")
                 return None
             out.append(v)
         else:
             n = _number(v)
             if n is None:
-                report.error(path + (i,), f"got {v!r}; expected a number")
+                report.error(path + (i,), f"got {quoted(v)}; expected a number")
                 return None
             out.append(float(n))
     return out[0], out[1]
@@ -121,7 +121,7 @@ def _bounds(report: Report, raw: Any, path: Path_, integer: bool) -> tuple[Any, 
 def _flag(report: Report, raw: dict, key: str, path: Path_) -> bool | None:
     v = raw.get(key, False)
     if not isinstance(v, bool):
-        report.error(path + (key,), f"got {v!r}; expected true or false")
+        report.error(path + (key,), f"got {quoted(v)}; expected true or false")
         return None
     return v
 
@@ -134,7 +134,7 @@ def _read_float(report: Report, raw: dict, path: Path_) -> FloatParam | None:
     if step is not None:
         step = _number(step)
         if step is None or step <= 0:
-            report.error(path + ("step",), f"got {raw['step']!r}; expected a positive number")
+            report.error(path + ("step",), f"got {quoted(raw['step'])}; expected a positive number")
     if len(report.errors) > n or bounds is None:
         return None
     lo, hi = bounds
@@ -169,7 +169,7 @@ def _read_int(report: Report, raw: dict, path: Path_) -> IntParam | None:
     log = _flag(report, raw, "log", path)
     step = raw.get("step", 1)
     if not isinstance(step, int) or isinstance(step, bool) or step < 1:
-        report.error(path + ("step",), f"got {step!r}; expected a positive integer")
+        report.error(path + ("step",), f"got {quoted(step)}; expected a positive integer")
     if len(report.errors) > n or bounds is None:
         return None
     lo, hi = bounds
@@ -196,7 +196,7 @@ def _read_int(report: Report, raw: dict, path: Path_) -> IntParam | None:
 def _read_choice(report: Report, raw: dict, path: Path_) -> ChoiceParam | None:
     values = raw["choice"]
     if not isinstance(values, list) or not values:
-        report.error(path + ("choice",), f"got {values!r}; expected a non-empty list of values")
+        report.error(path + ("choice",), f"got {quoted(values)}; expected a non-empty list of values")
         return None
     seen: dict[str, int] = {}
     for i, v in enumerate(values):
@@ -204,7 +204,7 @@ def _read_choice(report: Report, raw: dict, path: Path_) -> ChoiceParam | None:
         if text in seen:
             report.error(
                 path + ("choice", i),
-                f"duplicate value {v!r} (also item {seen[text]}); expected distinct values",
+                f"duplicate value {quoted(v)} (also item {seen[text]}); expected distinct values",
             )
             return None
         seen[text] = i
@@ -218,7 +218,7 @@ def _read_fixed(report: Report, raw: dict, path: Path_) -> FixedParam:
 def _read_linear(report: Report, raw: dict, path: Path_) -> LinearParam | None:
     body, p = raw["linear"], path + ("linear",)
     if not isinstance(body, dict):
-        report.error(p, f"got {body!r}; expected {{start: <number or distribution>, end: <number or distribution>}}")
+        report.error(p, f"got {quoted(body)}; expected {{start: <number or distribution>, end: <number or distribution>}}")
         return None
     if not _has_exactly(report, body, p, ("start", "end")):
         return None
@@ -236,10 +236,10 @@ def _read_stages(report: Report, raw: dict, path: Path_) -> StagesParam | None:
     if tag is not None and tag != "stages":
         report.error(
             path + ("kind",),
-            f"got {tag!r}; expected 'stages' (emits {{kind: stages, stages: [...]}}) or no kind (emits the list)",
+            f"got {quoted(tag)}; expected 'stages' (emits {{kind: stages, stages: [...]}}) or no kind (emits the list)",
         )
     if not isinstance(body, list) or not body:
-        report.error(p, f"got {body!r}; expected a list of {{until: <fraction>, tokens: <count>}} stages")
+        report.error(p, f"got {quoted(body)}; expected a list of {{until: <fraction>, tokens: <count>}} stages")
         return None
     stages: list[StageSpec] = []
     for i, item in enumerate(body):
@@ -247,7 +247,7 @@ def _read_stages(report: Report, raw: dict, path: Path_) -> StagesParam | None:
         if not isinstance(item, dict):
             report.error(
                 sp,
-                f"got {item!r}; expected {{until: <fraction or distribution>, tokens: <count or distribution>}}",
+                f"got {quoted(item)}; expected {{until: <fraction or distribution>, tokens: <count or distribution>}}",
             )
             continue
         if not _has_exactly(report, item, sp, ("until", "tokens")):
@@ -302,7 +302,7 @@ def _check_until(report: Report, leaf: Any, path: Path_, last: bool) -> None:
         return
     span = leaf.span()
     if span is None:
-        report.error(path, f"got {leaf.reps()!r}; expected fractions of training")
+        report.error(path, f"got {quoted(leaf.reps())}; expected fractions of training")
     elif not (0 < span[0] and span[1] < 1):
         report.error(
             path,
@@ -317,7 +317,7 @@ def _check_tokens(report: Report, leaf: Any, path: Path_) -> None:
         return
     values = [leaf.low] if isinstance(leaf, IntParam) else leaf.reps()
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-        report.error(path, f"got {values if len(values) > 1 else values[0]!r}; expected positive integers")
+        report.error(path, f"got {quoted(values if len(values) > 1 else values[0])}; expected positive integers")
 
 
 def _check_increasing(report: Report, stages: list[StageSpec], path: Path_) -> None:

@@ -6,8 +6,19 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from search_spaces.yaml_data import Path_
+if TYPE_CHECKING:  # yaml_data quotes values with `quoted`, below
+    from search_spaces.yaml_data import Path_
+
+# search_spaces may not import trainer (DESIGN.md), so this mirrors trainer/text.py's QUOTED_CHARS and quoted
+QUOTED_CHARS = 80  # a value quoted in an error message is cut here
+
+
+def quoted(value: object, limit: int = QUOTED_CHARS) -> str:
+    """`repr(value)`, cut to `limit` characters with "…", so an error never repeats megabytes of input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class SpaceError(ValueError):

@@ -16,9 +16,10 @@ from pydantic import BaseModel, ValidationError
 
 from search_spaces import expressions as ex
 from search_spaces.constraints import WORLD_SIZE, Constraint, is_dotted_key, key_problem, proposal_tree
+from search_spaces.names import name_problem
 from search_spaces.param_validation import read_params
 from search_spaces.params import representative_values
-from search_spaces.report import Report, did_you_mean
+from search_spaces.report import Report, did_you_mean, quoted
 from search_spaces.schema import (
     STEPS_KEY,
     BaseSpec,
@@ -36,7 +37,6 @@ _TOP = (
     "name", "description", "base", "params", "constraints", "objective", "budget", "sampler", "scheduler", "resources"
 )
 _REQUIRED = ("base", "params", "budget")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MAX_GRID = 100_000
 
 
@@ -66,11 +66,11 @@ def _report_pydantic(report: Report, model: type[BaseModel], err: Any, path: Pat
     elif err["type"] == "literal_error":
         options = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
         hint = did_you_mean(got, options)
-        report.error(loc, f"got {got!r}; expected one of {', '.join(options)}{hint}")
+        report.error(loc, f"got {quoted(got)}; expected one of {', '.join(options)}{hint}")
     else:
         msg = str(err["msg"]).removeprefix("Value error, ")
         msg = msg.removeprefix("Input should be ")
-        shown = f"got {got!r}; expected " if not isinstance(got, dict) else ""
+        shown = f"got {quoted(got)}; expected " if not isinstance(got, dict) else ""
         report.error(loc, f"{shown}{msg}")
 
 
@@ -120,11 +120,12 @@ def validate(report: Report, data: Any) -> SweepSpace | None:
 def read_name(report: Report, data: dict) -> tuple[str, str]:
     """`name` (default: the file's stem; it names the study and the experiment) and `description`."""
     name = data.get("name", report.file.stem)
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        report.error(("name",), f"got {name!r}; expected letters, digits, '_', '.' or '-' (it names the study)")
+    problem = name_problem(name)
+    if problem:
+        report.error(("name",), f"{problem} (it names the study)")
     description = data.get("description", "") or ""
     if not isinstance(description, str):
-        report.error(("description",), f"got {description!r}; expected text")
+        report.error(("description",), f"got {quoted(description)}; expected text")
     return name, description
 
 
@@ -135,7 +136,7 @@ def read_section(report: Report, model: type[BaseModel], raw: Any, path: Path_, 
     elif isinstance(raw, str) and short is not None:
         raw = {short: raw}
     elif not isinstance(raw, dict):
-        report.error(path, f"got {raw!r}; expected a mapping" + (f" or a {short}" if short else ""))
+        report.error(path, f"got {quoted(raw)}; expected a mapping" + (f" or a {short}" if short else ""))
         return None
     return _section(report, model, raw, path)
 
@@ -146,7 +147,7 @@ def read_base(report: Report, raw: Any) -> BaseSpec | None:
     if isinstance(raw, str):  # `base: tiny` means a preset with no overrides
         raw = {"script": raw} if raw.endswith(".py") else {"config": raw}
     if not isinstance(raw, dict):
-        report.error(path, f"got {raw!r}; expected a mapping with 'config' (a preset or a config path) or "
+        report.error(path, f"got {quoted(raw)}; expected a mapping with 'config' (a preset or a config path) or "
                            "'script' (a train_gpt.py), and 'set'")
         return None
     if "script" in raw:
@@ -185,7 +186,7 @@ def _script_base(report: Report, raw: dict, path: Path_) -> BaseSpec | None:
         return None
     script = raw["script"]
     if not isinstance(script, str) or not script.endswith(".py"):
-        report.error(path + ("script",), f"got {script!r}; expected the path of a .py training script")
+        report.error(path + ("script",), f"got {quoted(script)}; expected the path of a .py training script")
         return None
     given = Path(script).expanduser()
     candidates = [given] if given.is_absolute() else [report.file.parent / given, given]
@@ -231,7 +232,7 @@ def _constraints(report: Report, raw: Any) -> list[Constraint] | None:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        report.error(path, f"got {raw!r}; expected a list of constraints (divisible: ..., expr: ...)")
+        report.error(path, f"got {quoted(raw)}; expected a list of constraints (divisible: ..., expr: ...)")
         return None
     out: list[Constraint] = []
     ok = True
@@ -249,7 +250,7 @@ def _constraint(report: Report, item: Any, path: Path_) -> Constraint | None:
     if isinstance(item, str):
         item = {"expr": item}
     if not isinstance(item, dict):
-        report.error(path, f"got {item!r}; expected {{divisible: {{key: K, by: [...]}}}} or {{expr: \"...\"}}")
+        report.error(path, f"got {quoted(item)}; expected {{divisible: {{key: K, by: [...]}}}} or {{expr: \"...\"}}")
         return None
     kinds = [k for k in ("divisible", "expr") if k in item]
     for k in item:
@@ -261,7 +262,7 @@ def _constraint(report: Report, item: Any, path: Path_) -> Constraint | None:
         return None
     message = item.get("message")
     if message is not None and not isinstance(message, str):
-        report.error(path + ("message",), f"got {message!r}; expected text")
+        report.error(path + ("message",), f"got {quoted(message)}; expected text")
         return None
     if kinds[0] == "expr":
         text = item["expr"]
@@ -273,12 +274,12 @@ def _constraint(report: Report, item: Any, path: Path_) -> Constraint | None:
         return Constraint(kind="expr", expr=text, message=message, where=where)
     body, p = item["divisible"], path + ("divisible",)
     if not isinstance(body, dict) or set(body) != {"key", "by"}:
-        report.error(p, f"got {body!r}; expected {{key: <dotted key>, by: [world_size, <key or integer>, ...]}}")
+        report.error(p, f"got {quoted(body)}; expected {{key: <dotted key>, by: [world_size, <key or integer>, ...]}}")
         return None
     key, by = body["key"], body["by"]
     by = by if isinstance(by, list) else [by]
     if not is_dotted_key(key):
-        report.error(p + ("key",), f"got {key!r}; expected a dotted trainer key")
+        report.error(p + ("key",), f"got {quoted(key)}; expected a dotted trainer key")
         return None
     for j, b in enumerate(by):
         bad = isinstance(b, bool) or not isinstance(b, (int, str))
@@ -288,7 +289,7 @@ def _constraint(report: Report, item: Any, path: Path_) -> Constraint | None:
             except ex.ExpressionError:
                 bad = True
         if bad:
-            report.error(p + ("by", j), f"got {b!r}; expected world_size, a dotted key, an integer or an expression")
+            report.error(p + ("by", j), f"got {quoted(b)}; expected world_size, a dotted key, an integer or an expression")
             return None
     return Constraint(kind="divisible", key=key, by=by, message=message, where=where)
 
@@ -314,6 +315,13 @@ def _cross_checks(report: Report, space: SweepSpace) -> None:
     _constraint_keys(report, space)
     if space.scheduler.name == "horizon":
         _horizon_checks(report, space)
+    if space.scheduler.name == "asha" and space.budget.seeds > 1:
+        report.error(("scheduler", "name"), "asha stops a run on its own intermediate val loss, but with budget.seeds > 1 "
+                                            "a config's evidence is all of its seeds' runs; expected none or horizon")
+    elif space.scheduler.name == "asha" and space.objective.metric == "steps_to_target":
+        report.error(("scheduler", "name"), "steps_to_target is the optimization track's score, and its rules forbid "
+                                            "per-run early stopping on val loss (ASHA); expected none, or horizon "
+                                            "(each of its runs runs whole, and every run of a rung is treated alike)")
 
 
 def _horizon_checks(report: Report, space: SweepSpace) -> None:
@@ -368,8 +376,9 @@ def _retune_checks(report: Report, space: SweepSpace, searched: dict[str, Any]) 
             report.error(path, f"{value:g} is outside '{name}''s range [{d.low:g}, {d.high:g}]; expected a value in it")
 
 
-def _fixed_keys(space: SweepSpace) -> list[tuple[str, Path_]]:
-    """The trainer keys of `base_overrides()`, in its order, each with its path in the file."""
+def _fixed_keys(space: SweepSpace | Any) -> list[tuple[str, Path_]]:
+    """The trainer keys of `base_overrides()`, in its order, each with its path in the file (of a
+    sweep space or an ablation)."""
     keys: list[tuple[str, Path_]] = [(k, ("base", "set", k)) for k in space.base.set]
     if space.budget.steps is not None:
         keys.append((STEPS_KEY, ("budget", "steps")))
@@ -450,11 +459,28 @@ def _constraint_keys(report: Report, space: SweepSpace) -> None:
 # The trainer's own checks, through the hook
 
 
-def check_with_trainer(report: Report, space: SweepSpace, check: Callable[[str, list[str]], object]) -> None:
+def check_with_trainer(report: Report, space: SweepSpace, check: Callable[[str, list[str]], object],
+                       at_load: Callable[[str, list[str]], object] | None = None) -> None:
     """Ask the trainer (through the hook) about the base config, each base override, then each
-    param at its low and high ends and at each choice, unless the space already has errors."""
-    if report.errors:
-        return
+    param at its low and high ends and at each choice, unless the space already has errors; then
+    run the hook's load-time check `at_load`, when it has one, on each base override."""
+    if not report.errors:
+        _ask_trainer(report, space, check)
+    if at_load is not None:
+        check_at_load(report, space, at_load)
+
+
+def check_at_load(report: Report, space: SweepSpace | Any, at_load: Callable[[str, list[str]], object]) -> None:
+    """The hook's load-time check (search_spaces/trainer_hook.py) on each base override alone (of a
+    sweep space or an ablation), its message reported as it is, at the override's line."""
+    for item, (_, path) in zip(space.base_overrides(), _fixed_keys(space)):
+        try:
+            at_load(space.base.config, [item])
+        except Exception as e:  # whatever the hook raises for bad input
+            report.error(path, hook_message(e, [item]))
+
+
+def _ask_trainer(report: Report, space: SweepSpace, check: Callable[[str, list[str]], object]) -> None:
     config = space.base.config
 
     def rejects(overrides: list[str]) -> str | None:
@@ -472,7 +498,7 @@ def check_with_trainer(report: Report, space: SweepSpace, check: Callable[[str, 
     for item, (_, path) in zip(space.base_overrides(), _fixed_keys(space)):
         problem = rejects([item])
         if problem:
-            report.error(path, f"the trainer rejects '{item}': {problem}")
+            report.error(path, f"the trainer rejects {quoted(item)}: {problem}")
         else:
             base.append(item)
     if not report.errors:
@@ -486,5 +512,5 @@ def check_with_trainer(report: Report, space: SweepSpace, check: Callable[[str, 
             item = f"{key}={to_yaml(p.assemble(values, key))}"
             problem = rejects([*base, item])
             if problem:
-                report.error(("params", key), f"the trainer rejects '{item}': {problem}")
+                report.error(("params", key), f"the trainer rejects {quoted(item)}: {problem}")
                 break

@@ -64,18 +64,31 @@ def errors_of(path: Path, check=None) -> str:
 # Shipped spaces
 
 
+@pytest.fixture
+def where_the_data_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run in a folder where every shipped space's data globs match, as a sweep must (validation
+    refuses a glob that matches nothing): data/fineweb10B/ as `speedrun data fineweb` leaves it,
+    and ../shared/data, the proxy corpus."""
+    fineweb = tmp_path / "work" / "data" / "fineweb10B"
+    fineweb.mkdir(parents=True)
+    for name in ("fineweb_train_000001.bin", "fineweb_val_000000.bin"):
+        (fineweb / name).touch()
+    (tmp_path / "shared").symlink_to(Path(__file__).resolve().parent.parent.parent / "shared")
+    monkeypatch.chdir(tmp_path / "work")
+
+
 def test_the_issue_s_example_spaces_are_shipped():
     assert {"smoke", "lr", "batch_schedule", "window_schedule", "gpt2_124m_full"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_every_shipped_space_loads_and_validates_against_the_trainer(name):
+def test_every_shipped_space_loads_and_validates_against_the_trainer(name, where_the_data_is):
     space = load_space(SHIPPED[name], check_overrides=load_config)
     assert space.params and space.budget.trials >= 1
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_sampled_overrides_build_the_sampled_train_config(name):
+def test_sampled_overrides_build_the_sampled_train_config(name, where_the_data_is):
     space = load_space(SHIPPED[name], check_overrides=load_config)
     feasible = 0
     for params in propose(space, 6):
@@ -126,7 +139,7 @@ def test_smoke_space_is_a_small_cpu_sweep():
     assert set(space.distributions()) == {"optim.muon_lr", "optim.adam_lr", "schedule.lr.cooldown_frac"}
 
 
-def test_full_space_gives_each_trial_one_8_gpu_node_at_the_record_length():
+def test_full_space_gives_each_trial_one_8_gpu_node_at_the_record_length(where_the_data_is):
     space = load_space("gpt2_124m_full", check_overrides=load_config)
     cfg = load_config(space.base.config, space.overrides(propose(space, 1)[0]))
     assert space.resources.gpus == 8 and cfg.schedule.num_iterations == 1695

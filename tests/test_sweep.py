@@ -29,7 +29,7 @@ from orchestrator.launch import TrainerProcess, trainer_command
 from orchestrator.outcome import Objective
 from orchestrator.sweep import SweepOptions, SweepSetupError, init_ray, prepare_space, run_sweep
 from trainer.config import load_config
-from processes import trainer_processes  # tests/processes.py
+from processes import trainer_processes, wait_for_study  # tests/processes.py
 
 pytestmark = pytest.mark.slow
 
@@ -417,18 +417,6 @@ def test_speedrun_ui_serves_the_mlflow_ui_on_the_local_store(tmp_path):
 
 # ---------------------------------------------------------------------------------------
 # SIGKILL of the driver, then --resume
-
-
-def wait_for_study(storage: str, name: str, ready, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if ready(optuna.load_study(study_name=name, storage=storage).trials):
-                return
-        except KeyError:  # the driver has not created the study yet
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the study never reached the awaited state in {timeout:.0f} s")
 
 
 @pytest.fixture

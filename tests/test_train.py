@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -265,6 +266,87 @@ def test_resume_continues_with_exactly_the_same_losses(tmp_path: Path) -> None:
     assert resumed.train_losses() == {step: x for step, x in full.train_losses().items() if step > 3}
     assert sorted(resumed.train_losses()) == [4, 5, 6]
     assert [e["tokens"] for e in resumed.of("train")] == [e["tokens"] for e in full.of("train")[3:]]
+
+
+# 3 steps and a checkpoint at the end: what the tests of bad checkpoints break
+CHECKPOINTED = [
+    "--config", "tiny",
+    "--set", "schedule.num_iterations=3",
+    "--set", "eval.every=3",
+    "--set", "data.val_tokens=2048",
+    "--set", "schedule.seq_len=[{until: 1.0, tokens: 256}]",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real checkpoint (step_000003) of a CHECKPOINTED run."""
+    root = tmp_path_factory.mktemp("ckpt")
+    run = run_trainer(*CHECKPOINTED, "--set", "runtime.checkpoint_every=3", "--set", f"runtime.checkpoint_dir={root}")
+    assert run.returncode == 0, run.stderr
+    return root / "step_000003"
+
+
+class TouchOnLoad:
+    """Unpickled by a plain pickle loader, this creates `path`: code a crafted checkpoint runs."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)
+
+
+def test_a_crafted_checkpoint_is_refused_and_its_code_never_runs(checkpoint: Path, tmp_path: Path) -> None:
+    crafted = tmp_path / "step_000003"
+    shutil.copytree(checkpoint, crafted)
+    import torch
+
+    torch.save({"model": TouchOnLoad(tmp_path / "proof"), "adam": {}}, tmp_path / "proof.pt")
+    torch.load(tmp_path / "proof.pt", weights_only=False)
+    assert (tmp_path / "proof").exists()  # the crafted file is a real exploit for a plain loader
+    marker = tmp_path / "pwned"
+    torch.save({"model": TouchOnLoad(marker), "adam": {}}, crafted / "state.pt")
+    run = run_trainer(*CHECKPOINTED, "--resume", str(crafted))
+    assert_clean_input_error(run, re.escape(f"--resume {crafted / 'state.pt'}: holds more than tensors and plain data"))
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert not marker.exists()
+
+
+def break_checkpoint(path: Path, how: str) -> str:
+    """Break the checkpoint copy at `path` the way `how` names; the file its error must name."""
+    import torch
+
+    if how == "truncated_state":
+        data = (path / "state.pt").read_bytes()
+        (path / "state.pt").write_bytes(data[: len(data) // 2])
+        return "state.pt: truncated or not a checkpoint file"
+    if how == "empty_rank_file":
+        (path / "rank0.pt").write_bytes(b"")
+        return "rank0.pt: truncated or not a checkpoint file"
+    if how == "meta_not_json":
+        (path / "meta.json").write_text('{"step": 3,')
+        return "meta.json: not a checkpoint's meta.json"
+    if how == "meta_without_stream":
+        meta = json.loads((path / "meta.json").read_text())
+        del meta["stream"]
+        (path / "meta.json").write_text(json.dumps(meta))
+        return "meta.json: not a checkpoint's meta.json (no stream)"
+    assert how == "state_of_another_model"
+    torch.save({"model": {"w": torch.zeros(3)}, "adam": {}}, path / "state.pt")
+    return ": its state does not fit this run (RuntimeError: Error(s) in loading state_dict"
+
+
+@pytest.mark.parametrize("how", ["truncated_state", "empty_rank_file", "meta_not_json", "meta_without_stream",
+                                 "state_of_another_model"])
+def test_a_malformed_checkpoint_exits_2_with_one_error_line_naming_its_file(checkpoint: Path, tmp_path: Path,
+                                                                              how: str) -> None:
+    broken = tmp_path / "step_000003"
+    shutil.copytree(checkpoint, broken)
+    expected = break_checkpoint(broken, how)
+    run = run_trainer(*CHECKPOINTED, "--resume", str(broken))
+    assert_clean_input_error(run, re.escape(f"--resume {broken}") + r"\S*" + re.escape(expected))
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
 
 
 # --- bad input ----------------------------------------------------------------------------------

@@ -13,9 +13,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from trainer.errors import InputError
+from trainer.text import quoted, read_text
+from trainer.yaml_safe import YamlDataError, compose, construct, load
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 FIXTURES_DIR = Path(__file__).parent / "fixtures"
@@ -23,40 +35,52 @@ FIXTURES_PREFIX = "@fixtures/"
 ATTN_BLOCK = 128  # FlexAttention's block size; masks and windows are built in these units
 
 
+def _not_a_bool(value: Any) -> Any:
+    # pydantic reads true as 1 and false as 0 for a number; `--set model.num_layers=true` is a slip
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_type", "Input should be a number, not true or false")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_a_bool)]
+Float = Annotated[float, BeforeValidator(_not_a_bool)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # no inf or nan anywhere: `--set optim.muon_lr=1e400` is a typo, not an infinite learning rate
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ModelConfig(_Section):
     """Architecture. Each technique of the record is a switch so ablations can turn it off."""
 
-    vocab_size: int = Field(50257, gt=0)
-    vocab_multiple: int = Field(128, gt=0)  # 50257 -> 50304 for efficient matmuls
-    num_layers: int = Field(12, gt=0)
-    num_heads: int = Field(6, gt=0)
-    head_dim: int = Field(128, gt=0)
-    model_dim: int = Field(768, gt=0)
-    mlp_ratio: int = Field(4, gt=0)
-    init_scale: float = 0.5  # uniform init with std init_scale / sqrt(width)
-    skip_attention_layers: list[int] = [7]
-    long_window_layers: list[int] = [0, 4, 7, 11]
-    long_short_windows: bool = True  # off: every layer uses the long window
-    doc_masking: bool = True
-    value_embeds: bool = True  # 3 embeddings mixed into V of the first and last 3 layers
-    unet_skips: bool = True
-    x0_mix: bool = True  # x = a*x + b*x0 before every block
-    embed_norm: bool = True
-    qk_norm: bool = True
+    vocab_size: Int = Field(50257, gt=0)
+    vocab_multiple: Int = Field(128, gt=0)  # 50257 -> 50304 for efficient matmuls
+    num_layers: Int = Field(12, gt=0)
+    num_heads: Int = Field(6, gt=0)
+    head_dim: Int = Field(128, gt=0)
+    model_dim: Int = Field(768, gt=0)
+    mlp_ratio: Int = Field(4, gt=0)
+    init_scale: Float = 0.5  # uniform init with std init_scale / sqrt(width)
+    skip_attention_layers: list[Int] = [7]
+    long_window_layers: list[Int] = [0, 4, 7, 11]
+    long_short_windows: StrictBool = True  # off: every layer uses the long window
+    doc_masking: StrictBool = True
+    value_embeds: StrictBool = True  # 3 embeddings mixed into V of the first and last 3 layers
+    unet_skips: StrictBool = True
+    x0_mix: StrictBool = True  # x = a*x + b*x0 before every block
+    embed_norm: StrictBool = True
+    qk_norm: StrictBool = True
     rotary: Literal["half", "full", "none"] = "half"
-    rope_base: float = Field(1024.0, gt=1)
-    attn_scale: float | None = 0.12  # None: 1/sqrt(head_dim)
-    attn_gate: bool = True  # per-head sigmoid output gate (SparseAttnGate)
-    attn_gate_features: int = Field(12, gt=0)  # record: model_dim // 64
-    relu_squared: bool = True  # off: GELU
-    zero_init_outputs: bool = True  # output projections and lm_head start at zero
-    logit_softcap: float = Field(30.0, ge=0)  # 0 disables; logits = cap * sigmoid(z / temperature)
-    softcap_temperature: float = Field(7.5, gt=0)
-    fp8_head: bool = True  # FP8 lm_head matmul in training, CUDA only
+    rope_base: Float = Field(1024.0, gt=1)
+    attn_scale: Float | None = 0.12  # None: 1/sqrt(head_dim)
+    attn_gate: StrictBool = True  # per-head sigmoid output gate (SparseAttnGate)
+    attn_gate_features: Int = Field(12, gt=0)  # record: model_dim // 64
+    relu_squared: StrictBool = True  # off: GELU
+    zero_init_outputs: StrictBool = True  # output projections and lm_head start at zero
+    logit_softcap: Float = Field(30.0, ge=0)  # 0 disables; logits = cap * sigmoid(z / temperature)
+    softcap_temperature: Float = Field(7.5, gt=0)
+    fp8_head: StrictBool = True  # FP8 lm_head matmul in training, CUDA only
 
     @model_validator(mode="after")
     def _check_shape(self) -> ModelConfig:
@@ -86,24 +110,24 @@ class ModelConfig(_Section):
 class OptimConfig(_Section):
     """Muon for hidden matrices, Adam for embeddings, scalars and the head."""
 
-    muon_lr: float = Field(0.05, ge=0)
-    muon_weight_decay: float = Field(0.0, ge=0)
-    muon_ns_steps: int = Field(5, gt=0)
-    adam_lr: float = Field(0.008, ge=0)
-    adam_betas: tuple[float, float] = (0.8, 0.95)
-    adam_eps: float = Field(1e-10, gt=0)
-    adam_weight_decay: float = Field(0.0, ge=0)
-    embed_lr_mul: float = Field(75.0, ge=0)
-    scalar_lr_mul: float = Field(5.0, ge=0)
-    head_lr_mul: float = Field(1.0, ge=0)
+    muon_lr: Float = Field(0.05, ge=0)
+    muon_weight_decay: Float = Field(0.0, ge=0)
+    muon_ns_steps: Int = Field(5, gt=0)
+    adam_lr: Float = Field(0.008, ge=0)
+    adam_betas: tuple[Float, Float] = (0.8, 0.95)
+    adam_eps: Float = Field(1e-10, gt=0)
+    adam_weight_decay: Float = Field(0.0, ge=0)
+    embed_lr_mul: Float = Field(75.0, ge=0)
+    scalar_lr_mul: Float = Field(5.0, ge=0)
+    head_lr_mul: Float = Field(1.0, ge=0)
 
 
 class LRSchedule(_Section):
     """Stable, then a linear cooldown to `final` times the base LR (optional linear warmup)."""
 
-    warmup_frac: float = Field(0.0, ge=0, lt=1)
-    cooldown_frac: float = Field(0.45, ge=0, le=1)
-    final: float = Field(0.1, ge=0)
+    warmup_frac: Float = Field(0.0, ge=0, lt=1)
+    cooldown_frac: Float = Field(0.45, ge=0, le=1)
+    final: Float = Field(0.1, ge=0)
 
     @model_validator(mode="after")
     def _check_fracs(self) -> LRSchedule:
@@ -119,18 +143,18 @@ class LinearWindow(_Section):
     """
 
     kind: Literal["linear"] = "linear"
-    start: int = Field(0, ge=0)
-    end: int = Field(1728, ge=0)
+    start: Int = Field(0, ge=0)
+    end: Int = Field(1728, ge=0)
 
 
 class Stage(_Section):
     """One stage of a staged schedule: holds while progress < `until`."""
 
-    until: float = Field(gt=0, le=1)
+    until: Float = Field(gt=0, le=1)
 
 
 class TokensStage(Stage):
-    tokens: int = Field(gt=0)
+    tokens: Int = Field(gt=0)
 
 
 class StagedWindow(_Section):
@@ -159,9 +183,9 @@ def _check_stages(stages: list[TokensStage]) -> list[TokensStage]:
 class MomentumWarmup(_Section):
     """Muon momentum rises linearly from `start` to `end` over the first `steps` steps."""
 
-    start: float = Field(0.85, ge=0, lt=1)
-    end: float = Field(0.95, ge=0, lt=1)
-    steps: int = Field(300, ge=0)
+    start: Float = Field(0.85, ge=0, lt=1)
+    end: Float = Field(0.95, ge=0, lt=1)
+    steps: Int = Field(300, ge=0)
 
 
 # A bound on what a run can do, far above any speedrun schedule (records run 1,400-6,000 steps):
@@ -176,7 +200,7 @@ def _one_stage(tokens: int) -> list[TokensStage]:
 class ScheduleConfig(_Section):
     """Everything that changes over training, as a function of progress = step / num_iterations."""
 
-    num_iterations: int = Field(1695, gt=0, le=MAX_ITERATIONS)
+    num_iterations: Int = Field(1695, gt=0, le=MAX_ITERATIONS)
     lr: LRSchedule = LRSchedule()
     window: Annotated[LinearWindow | StagedWindow, Field(discriminator="kind")] = LinearWindow()
     batch: list[TokensStage] = _one_stage(8 * 48 * 1024)  # tokens per optimizer step, all ranks
@@ -194,26 +218,26 @@ class DataConfig(_Section):
 
     train_files: str = "data/fineweb10B/fineweb_train_*.bin"
     val_files: str = "data/fineweb10B/fineweb_val_*.bin"
-    val_tokens: int = Field(10_485_760, gt=0)
-    val_seq_len: int = Field(4 * 64 * 1024, gt=0)
-    epochs: int = Field(1, gt=0)  # passes over the train files (small corpora need several)
+    val_tokens: Int = Field(10_485_760, gt=0)
+    val_seq_len: Int = Field(4 * 64 * 1024, gt=0)
+    epochs: Int = Field(1, gt=0)  # passes over the train files (small corpora need several)
 
 
 class EvalConfig(_Section):
-    every: int = Field(125, ge=0)  # 0: validate only at the end
+    every: Int = Field(125, ge=0)  # 0: validate only at the end
     # with every > 0, also validate the initial weights (step 0), as the record does; sweeps can
     # drop it: every trial of one seed starts from the same weights, and in a short run it is a
     # large share of the validation
-    at_start: bool = True
+    at_start: StrictBool = True
 
 
 class RuntimeConfig(_Section):
-    seed: int = 0
+    seed: Int = 0
     device: Literal["cpu", "cuda"] = "cuda"
-    compile: bool = True  # torch.compile the model (CUDA only)
-    warmup_steps: int = Field(10, ge=0)  # untimed steps on real shapes, then the state is reset
-    threads: int | None = Field(None, gt=0)  # CPU threads; None: torch's default
-    checkpoint_every: int = Field(0, ge=0)  # 0: never
+    compile: StrictBool = True  # torch.compile the model (CUDA only)
+    warmup_steps: Int = Field(10, ge=0)  # untimed steps on real shapes, then the state is reset
+    threads: Int | None = Field(None, gt=0)  # CPU threads; None: torch's default
+    checkpoint_every: Int = Field(0, ge=0)  # 0: never
     checkpoint_dir: str | None = None
 
 
@@ -269,12 +293,12 @@ def load_config(source: str | Path | None = None, overrides: list[str] = ()) -> 
     if source is not None:
         path = _find_source(str(source))
         where = str(path)
-        text = path.read_text()
         try:
-            loaded = yaml.safe_load(text)
-            lines = _key_lines(text)
-        except yaml.YAMLError as e:
-            raise InputError(f"{path}: not valid YAML: {e}") from None
+            root = compose(read_text(path, "a trainer config YAML"))
+            loaded = construct(root)
+        except YamlDataError as e:
+            raise InputError(f"{path}:{e.line}: {e}") from None
+        lines = _key_lines(root)
         if loaded is not None and not isinstance(loaded, dict):
             raise InputError(f"{path}: expected a mapping of config sections, got {type(loaded).__name__}")
         data = loaded or {}
@@ -312,9 +336,9 @@ def parse_override(item: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise InputError(f"--set '{item}': expected KEY=VALUE, e.g. --set optim.muon_lr=0.04")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as e:
-        raise InputError(f"--set {key}: value '{raw}' is not a YAML scalar or list: {e}") from None
+        value = load(raw) if raw.strip() else None
+    except YamlDataError as e:
+        raise InputError(f"--set {key}: value {quoted(raw)} is not a YAML value: {e}") from None
     return key.strip(), value
 
 
@@ -340,8 +364,8 @@ def _resolve_fixture_paths(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _key_lines(text: str) -> dict[tuple, int]:
-    """Map each key path in a YAML document to its 1-based line number."""
+def _key_lines(root: yaml.Node | None) -> dict[tuple, int]:
+    """Map each key path in a composed YAML document to its 1-based line number."""
     out: dict[tuple, int] = {}
 
     def walk(node: yaml.Node, path: tuple) -> None:
@@ -355,7 +379,6 @@ def _key_lines(text: str) -> dict[tuple, int]:
                 out[path + (i,)] = v.start_mark.line + 1
                 walk(v, path + (i,))
 
-    root = yaml.compose(text)
     if root is not None:
         walk(root, ())
     return out
@@ -366,7 +389,7 @@ def _explain(error: ValidationError, where: str, lines: dict[tuple, int | str]) 
     for err in error.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("linear", "stages")))
         key = ".".join(str(p) for p in loc) or "(top level)"
-        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+        line = _source(loc, lines)
         at = line if isinstance(line, str) else f"{where}:{line}" if line else where
         if err["type"] == "extra_forbidden":
             known = _known_keys(loc[:-1])
@@ -375,9 +398,23 @@ def _explain(error: ValidationError, where: str, lines: dict[tuple, int | str]) 
             messages.append(f"{at}: unknown key '{key}'; {hint}")
         else:
             got = err.get("input")
-            shown = f" (got {got!r})" if not isinstance(got, dict) else ""
+            shown = f" (got {quoted(got)})" if not isinstance(got, dict) else ""
             messages.append(f"{at}: {key}: {err['msg']}{shown}")
-    return "invalid config:\n  " + "\n  ".join(messages)
+    return "invalid config: " + "; ".join(messages)  # one line: a CLI error, a trial's error column
+
+
+def _source(loc: tuple, lines: dict[tuple, int | str]) -> int | str | None:
+    """Where the value at `loc` came from: the --set that gave it, else its line in the file.
+
+    A check across a section's keys (num_layers even, heads x head_dim = model_dim) fails at the
+    section, which the file holds; when a --set changed a key of that section, the --set is where
+    to look.
+    """
+    line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+    if isinstance(line, str):
+        return line
+    sets = [v for k, v in lines.items() if isinstance(v, str) and len(k) > len(loc) and k[: len(loc)] == loc]
+    return ", ".join(sets) if sets else line
 
 
 def _known_keys(loc: tuple) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer.config import FIXTURES_PREFIX
 from trainer.errors import InputError
 
 BOS_ID = 50256
@@ -21,6 +22,7 @@ SHARD_VERSION = 1
 HEADER_INTS = 256
 HEADER_BYTES = HEADER_INTS * 4
 GPT2_VOCAB_SIZE = 50257
+DATA_FILE_KEYS = ("data.train_files", "data.val_files")  # the config's shard globs
 
 
 def resolve_files(pattern: str, key: str) -> list[Path]:
@@ -41,6 +43,15 @@ def resolve_files(pattern: str, key: str) -> list[Path]:
         shown = repr(pattern) + (f" (= {expanded!r})" if expanded != pattern else "")
         raise InputError(f"{key}: pattern {shown} matches no files (relative to {Path.cwd()})")
     return files
+
+
+def matches_nothing_here(pattern: str) -> bool:
+    """Whether a data pattern matches no file on this machine, where that means every trial will
+    fail: not when it names an environment variable (each node expands its own, docs/cluster.md)
+    or a file shipped in `@fixtures/`."""
+    if "$" in pattern or pattern.startswith(FIXTURES_PREFIX):
+        return False
+    return not any(Path(m).is_file() for m in glob.glob(os.path.expanduser(pattern)))
 
 
 def load_shard(path: Path, vocab_size: int = GPT2_VOCAB_SIZE) -> np.ndarray:
@@ -302,11 +313,15 @@ def _zipf(n: int) -> np.ndarray:
     return weights / weights.sum()
 
 
+# One FineWeb shard's worth; generating costs about 40 bytes of memory a token
+MAX_SYNTHETIC_TOKENS = 100_000_000
+
+
 def write_synthetic(out_dir: Path, train_tokens: int, val_tokens: int, seed: int = 0) -> list[Path]:
     """Write ``synthetic_train_000001.bin`` and ``synthetic_val_000000.bin``; return their paths."""
     for key, count in (("train_tokens", train_tokens), ("val_tokens", val_tokens)):
-        if count < 1:
-            raise InputError(f"{key}={count}: expected at least 1 token")
+        if not 1 <= count <= MAX_SYNTHETIC_TOKENS:
+            raise InputError(f"{key}={count}: expected 1 to {MAX_SYNTHETIC_TOKENS:,} tokens")
     out_dir.mkdir(parents=True, exist_ok=True)
     train_path = out_dir / "synthetic_train_000001.bin"
     val_path = out_dir / "synthetic_val_000000.bin"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -61,23 +62,23 @@ def session_members(sid: int) -> list[int] | None:
     return members
 
 
-def kill_session(sid: int, sig: int = signal.SIGKILL) -> set[int]:
-    """Send `sig` to every process of session `sid`; returns the pids it reached.
+def kill_session(sid: int, sig: int = signal.SIGKILL, spare: int | None = None) -> set[int]:
+    """Send `sig` to every process of session `sid` but `spare` (a leader ending its own session);
+    returns the pids it reached.
 
     A trial runs in a session of its own, and its processes may sit in groups of their own
     inside it (a script's torchrun), so the session, not a process group, is what holds all
-    of them. Without /proc only the leader's process group is signalled.
+    of them. Without /proc only the leader's process group is signalled (nothing, with `spare`).
     """
     reached: set[int] = set()
-    seen: set[int] = set()
+    seen: set[int] = {spare} if spare is not None else set()
     # A member may fork between the listing and its signal: list again until nothing new shows up
     for _ in range(10):
         members = session_members(sid)
         if members is None:
-            try:
-                os.killpg(sid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
+            if spare is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(sid, sig)
             return reached
         new = [pid for pid in members if pid not in seen]
         if not new:

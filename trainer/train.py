@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from trainer.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from trainer.checkpoint import Checkpoint, describe, find_checkpoint, load_checkpoint, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import TrainStream, load_shard, load_val_tokens, rank_share, resolve_files, val_sequences
 from trainer.environment import fingerprint
@@ -295,20 +295,26 @@ class Run:
         self.events.emit("checkpoint", step=self.step, path=str(path))
         return path
 
-    def restore(self, path: Path) -> None:
-        path = find_checkpoint(path)
-        state, rank_state, meta = load_checkpoint(path, self.d.rank)
+    def restore(self, checkpoint: Checkpoint) -> None:
+        path, state, rank_state, meta = checkpoint.path, checkpoint.state, checkpoint.rank_state, checkpoint.meta
         if meta["world_size"] != self.d.world:
             raise InputError(f"--resume {path}: written by {meta['world_size']} rank(s), this run has {self.d.world}")
         mine = self.cfg.model_dump(mode="json")
+        theirs = meta["config"] if isinstance(meta["config"], dict) else {}
         for section in ("model", "optim", "schedule", "data", "eval"):
-            if meta["config"][section] != mine[section]:
+            if theirs.get(section) != mine[section]:
                 raise InputError(f"--resume {path}: the checkpoint's '{section}' config differs from this run's")
-        self.model.load_state_dict(state["model"])
-        self.optimizers[0].load_state_dict(state["adam"])
-        self.optimizers[1].load_state_dict(rank_state["muon"])
-        self.stream.load_state_dict(meta["stream"])
-        self.step, self.tokens, self.train_time_ms = meta["step"], meta["tokens"], meta["train_time_ms"]
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizers[0].load_state_dict(state["adam"])
+            self.optimizers[1].load_state_dict(rank_state["muon"])
+            self.stream.load_state_dict(meta["stream"])
+            self.step, self.tokens = int(meta["step"]), int(meta["tokens"])
+            self.train_time_ms = float(meta["train_time_ms"])
+        except InputError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:  # a state of another model, or edited
+            raise InputError(f"--resume {path}: its state does not fit this run ({describe(e)})") from None
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -391,6 +397,8 @@ def train(cfg: TrainConfig, events_path: str | None = None, resume: Path | None 
     run: Run | None = None
     status = "failed"
     try:
+        # read before any work, so that a bad checkpoint costs no data loading or warm-up
+        checkpoint = load_checkpoint(find_checkpoint(resume), d.rank) if resume is not None else None
         run = Run(cfg, events, d, warm)
         n_params = sum(p.numel() for p in run.model.parameters())
         events.emit("start", world_size=d.world, device=str(d.device), params=n_params,
@@ -398,8 +406,8 @@ def train(cfg: TrainConfig, events_path: str | None = None, resume: Path | None 
                     process_runs=warm.runs, weights_restored=warm.restored, config=cfg.model_dump(mode="json"))
         t_start = time.perf_counter()
         warmed = run.warm_up()
-        if resume is not None:
-            run.restore(resume)
+        if checkpoint is not None:
+            run.restore(checkpoint)
         events.emit("warmup", seconds=time.perf_counter() - t_start, skipped=not warmed)
         status = run.run(stop)
     except InputError as e:

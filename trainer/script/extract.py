@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 
 from trainer.errors import InputError
-from trainer.script.knobs import BOM, read_script
+from trainer.script.knobs import BOM
+from trainer.text import read_text
 
 MAIN = "train_gpt.py"
 RULE = "=" * 100
@@ -67,7 +68,7 @@ def split_log(text: str, filename: str) -> dict[str, str]:
 
 def extract(log_path: str | Path, out_dir: str | Path) -> list[Path]:
     """Write the log's files into out_dir and return their paths; an identical existing file is kept, a different one refused."""
-    files = split_log(read_script(log_path), str(log_path))
+    files = split_log(read_text(log_path, "a record log"), str(log_path))
     out = Path(out_dir)
     targets = [(out / name, source) for name, source in files.items()]
     # Check every target before writing any, so a refusal leaves the folder as it was.

@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.errors import InputError
+from trainer.text import read_text
 
 Value = int | float | bool | str | tuple | list
 
@@ -108,14 +109,7 @@ class _Found:
 
 def read_script(path: str | Path) -> str:
     """A script's text exactly as on disk (no newline translation), so untouched bytes stay identical."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise InputError(f"{path}: {e.strerror or e}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    return read_text(path, "a Python script")
 
 
 def parse_script(source: str, filename: str = "<script>") -> ast.Module:

@@ -22,6 +22,7 @@ import yaml
 from trainer.config import parse_override
 from trainer.errors import InputError
 from trainer.script.knobs import BOM, Knob, list_knobs
+from trainer.text import quoted
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def _quoted(value: str, original: str) -> str:
 
 
 def _type_error(knob: Knob, value: Any, expected: str) -> InputError:
-    got = "nothing" if value is None else f"{_type_name(value)} {value!r}"
+    got = "nothing" if value is None else f"{_type_name(value)} {quoted(value)}"
     return InputError(f"{knob.address} (line {knob.line}: {knob.text}) takes {expected}; got {got}")
 
 
