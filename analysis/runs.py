@@ -52,6 +52,7 @@ class Trial:
     retune: str | None = None  # a retune run: the parameter it moved from its `promoted_from` run's
     promoted_from: int | None = None
     audit: bool = False  # an audit run: a config the lowest rung dropped, run at full length all the same
+    margin: float = -math.inf  # the validity margin at the objective's step: ranks configs of one objective
 
     @property
     def label(self) -> str:
@@ -178,6 +179,7 @@ def _trial(run: Run) -> Trial:
         retune=tags.get("retune"),
         promoted_from=int(tags["promoted_from"]) if tags.get("promoted_from", "").isdigit() else None,
         audit=tags.get("audit") == "True",
+        margin=metrics.get("margin", -math.inf),
     )
 
 

@@ -15,6 +15,7 @@ from orchestrator.cli_report import report
 from orchestrator.errors import INPUT_ERROR_EXIT_CODE, exit_on_input_error, exit_on_interrupt
 from orchestrator.launch import DEFAULT_COMPILE_CACHE
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
+from trainer.errors import InputError
 
 app = typer.Typer(
     help="Sweeps, ablations and record attempts for the NanoGPT speedrun.\n\nExample: speedrun train --config tiny; speedrun sweep smoke",
@@ -144,19 +145,28 @@ def promote(
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI (the sweep's).")] = DEFAULT_TRACKING_URI,
     storage: Annotated[str, typer.Option(help="Optuna storage URL.")] = DEFAULT_STORAGE,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted promotion.")] = False,
+    track: Annotated[int, typer.Option(help="1: pick by mean final val loss (the record). 3: the optimization track: pick by the earliest val step whose mean passes its validity rule, and write its submission folder.")] = 1,
+    against: Annotated[Path | None, typer.Option(help="With --track 3: a prior result's losses (one per line, or a table of val loss by step and seed) to check the pairwise rule against.")] = None,
+    against_steps: Annotated[int | None, typer.Option(help="The prior result's step count (required with --against).")] = None,
 ) -> None:
     """Promote a sweep's winner: re-run its K best configs with R fresh seeds, pick by mean, write a record folder.
 
     The best single run of a sweep is biased low (the winner's curse), so the finalists are re-run as an ablation named NAME-promote (the sweep's best trial is its baseline; paired by seed) and the config with the lowest mean final val loss wins. Writes records/<date>_NAME/: config.yaml (the full resolved config), run.sh (torchrun on --nproc ranks; FineWeb from $DATA_DIR), README.md (the evidence: means, CIs, seeds, MLflow run ids, commit), statistics.md (finalists compared, the record rule applied) and environment.json; also logged on the promotion's MLflow run.
 
-    Example: speedrun promote smoke --top-k 2 --reseeds 3 --nproc 1    (after: speedrun sweep smoke)
+    With --track 3 (a sweep of a script with objective steps_to_target), the finalist whose fresh seeds pass the optimization track's validity rule at the earliest val step wins, and records/<date>_NAME-track3/ holds what its pull request needs: the patched script, one log per seed with the full code, val_losses.csv (val loss by step and seed), README.md with the validity check at the claimed step and, with --against FILE --against-steps N, the pairwise check against that prior result.
+
+    Example: speedrun promote smoke --top-k 2 --reseeds 3 --nproc 1    (after: speedrun sweep smoke; track 3: speedrun promote NAME --track 3 --reseeds 8 --against prior.txt --against-steps 3250)
     """
     from orchestrator.promote import promote as run_promotion
+    from orchestrator.submission import Against
     from orchestrator.sweep import SweepOptions
 
     options = SweepOptions(address=address, tracking_uri=tracking_uri, storage=storage, resume=resume)
     with exit_on_input_error(), exit_on_interrupt("the promotion"):
-        folder = run_promotion(name, top_k, reseeds, options, nproc)
+        if (against is None) != (against_steps is None):
+            raise InputError("--against and --against-steps go together: the prior result's losses and its step count")
+        prior = Against(against, against_steps) if against is not None else None
+        folder = run_promotion(name, top_k, reseeds, options, nproc, track, prior)
     typer.echo(f"record folder: {folder}")
 
 

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,17 @@ from analysis import stats
 from analysis.ablation import BASELINE, arms
 from analysis.report import effect_table
 from analysis.runs import Sweep, Trial, load_sweep, longest_runs
+from analysis.track3 import TARGET, pairwise
 from orchestrator.ablate import changes_from_base, prepare_ablation
+from orchestrator.submission import (
+    VAL_TABLE,
+    Against,
+    copy_logs,
+    pick_earliest,
+    readme,
+    submission_folder,
+    write_val_table,
+)
 from orchestrator.sweep import SweepOptions, run_sweep
 from orchestrator.tracking import git_commit
 from trainer.config import load_config
@@ -50,7 +61,7 @@ class Finalist:
 def finalists(sweep: Sweep, top_k: int, into: Path) -> list[Finalist]:
     """The top_k completed trials by objective (of a horizon sweep: of its highest rung), each with
     its config.yaml fetched from MLflow."""
-    done = sorted((t for t in longest_runs(sweep.trials) if math.isfinite(t.objective)), key=lambda t: t.objective)
+    done = sorted((t for t in longest_runs(sweep.trials) if math.isfinite(t.objective)), key=lambda t: (t.objective, -t.margin))
     if not done:
         raise InputError(f"sweep '{sweep.name}' has no completed trial to promote")
     into.mkdir(parents=True, exist_ok=True)
@@ -134,7 +145,21 @@ def write_record(sweep: Sweep, promotion: Sweep, finals: list[Finalist], pick: P
     README.md, statistics.md, environment.json."""
     folder = root / f"{datetime.now(UTC):%Y-%m-%d}_{sweep.name}"
     folder.mkdir(parents=True, exist_ok=True)
-    base, knobs = script_knobs(pick.finalist)
+    config_text, script = write_runnable(folder, pick.finalist, nproc)
+    summary = stats.summarize(pick.losses)
+    record = stats.record_test(pick.losses)
+    env = _environment(promotion, pick.run_ids)
+    (folder / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
+    (folder / "statistics.md").write_text(_statistics(promotion, pick, summary, record))
+    (folder / "README.md").write_text(_readme(sweep, promotion, finals, pick, summary, config_text, nproc, script, folder))
+    return folder
+
+
+def write_runnable(folder: Path, finalist: Finalist, nproc: int) -> tuple[str, str]:
+    """The finalist, runnable in `folder`: config.yaml and run.sh, and for a script the patched
+    script beside the modules it imports and changes.diff. Returns (the config's text, or the
+    script's diff; the script's original path, "" for a trainer config)."""
+    base, knobs = script_knobs(finalist)
     script = base.get("script", "")
     run_sh = folder / "run.sh"
     if script:
@@ -149,16 +174,32 @@ def write_record(sweep: Sweep, promotion: Sweep, finals: list[Finalist], pick: P
         run_sh.write_text(RUN_SCRIPT_SH.format(nproc=nproc, script=Path(script).name, python=base.get("python", "python"),
                                                setup=exports + (f"mkdir -p {folders}\n" if folders else "")))
     else:  # the finalist's config.yaml is the full config its promotion runs used
-        config_text = load_config(str(pick.finalist.config)).to_yaml()
+        config_text = load_config(str(finalist.config)).to_yaml()
         (folder / "config.yaml").write_text(config_text)
         run_sh.write_text(RUN_SH.format(nproc=nproc))
     run_sh.chmod(0o755)
-    summary = stats.summarize(pick.losses)
-    record = stats.record_test(pick.losses)
-    env = _environment(promotion, pick.run_ids)
-    (folder / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
-    (folder / "statistics.md").write_text(_statistics(promotion, pick, summary, record))
-    (folder / "README.md").write_text(_readme(sweep, promotion, finals, pick, summary, config_text, nproc, script, folder))
+    return config_text, script
+
+
+def write_track3(sweep: Sweep, promotion: Sweep, finals: list[Finalist], root: Path, nproc: int,
+                 against: Against | None, trials_dir: Path) -> Path:
+    """records/<date>_<name>-track3/: the finalist whose fresh seeds pass the track's validity rule
+    earliest, with its logs, its val table, the checks and the pairwise comparison (submission.py)."""
+    target = sweep.target if sweep.target is not None else TARGET
+    claim = pick_earliest(promotion, [f.arm for f in finals], target)
+    folder = submission_folder(root, sweep.name)
+    finalist = next(f for f in finals if f.arm == claim.arm)
+    diff, script = write_runnable(folder, finalist, nproc)
+    write_val_table(claim, folder / VAL_TABLE)
+    missing = copy_logs(claim, trials_dir, folder / "logs", (folder / Path(script).name).read_text())
+    compared = None
+    if against is not None:
+        copy = folder / f"against{against.path.suffix or '.txt'}"
+        shutil.copyfile(against.path, copy)
+        against = Against(copy, against.steps)
+        compared = pairwise(claim.losses_at(claim.step), against.losses(), claim.step, against.steps)
+    (folder / "README.md").write_text(readme(sweep.name, finalist.trial.number, claim, against, compared, target,
+                                             script, diff, missing, nproc))
     return folder
 
 
@@ -263,18 +304,29 @@ the record rule; `environment.json` says where the runs ran.
 """
 
 
-def promote(name: str, top_k: int, reseeds: int, options: SweepOptions, nproc: int = 8) -> Path:
-    """Re-run the sweep's top_k configs with fresh seeds, pick by mean, write the record folder."""
+def promote(name: str, top_k: int, reseeds: int, options: SweepOptions, nproc: int = 8, track: int = 1,
+            against: Against | None = None) -> Path:
+    """Re-run the sweep's top_k configs with fresh seeds, pick by mean (track 3: by the earliest
+    val step whose mean passes the track's validity rule), write the record (submission) folder."""
     if top_k < 1 or reseeds < 2:
         raise InputError(f"--top-k {top_k} --reseeds {reseeds}: expected at least 1 config and 2 seeds")
     if nproc < 1:
         raise InputError(f"--nproc {nproc}: expected 1 or more ranks for the record folder's run.sh (1 runs plain python)")
+    if track not in (1, 3):
+        raise InputError(f"--track {track}: expected 1 (the record: lowest mean loss) or 3 (the optimization track)")
+    if against is not None and track != 3:
+        raise InputError("--against: a prior result is compared by the optimization track's pairwise rule; add --track 3")
+    if against is not None:
+        against.losses()  # a file that cannot be read fails before any run
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per config file is noise
     sweep = load_sweep(name, options.tracking_uri)
     if sweep.kind != "sweep":
         raise InputError(f"'{name}' is an ablation; promote a sweep (`speedrun ablate` already compares arms by mean)")
     work = Path(options.workdir).resolve() / "sweeps" / f"{name}-promote"
     finals = finalists(sweep, top_k, work)
+    if track == 3 and not script_knobs(finals[0])[0]:
+        raise InputError(f"--track 3: sweep '{name}' ran the built-in trainer; the optimization track takes a "
+                         "train_gpt.py script, whose runs log all of its code")
     params = MlflowClient(options.tracking_uri).get_run(sweep.parent_id).data.params
     gpus, cpus = int(params.get("resources.gpus", "0")), float(params.get("resources.cpus", "1"))
     spec = promotion_file(f"{name}-promote", finals, reseeds, gpus, cpus, work / "promote.yaml")
@@ -283,7 +335,10 @@ def promote(name: str, top_k: int, reseeds: int, options: SweepOptions, nproc: i
     if not result.complete:
         raise InputError(f"the promotion was interrupted; continue it with: speedrun ablate {spec} --resume")
     promotion = load_sweep(space.name, options.tracking_uri)
-    pick = pick_by_mean(promotion, finals)
-    folder = write_record(sweep, promotion, finals, pick, Path(options.workdir) / RECORDS_DIR, nproc)
+    root = Path(options.workdir) / RECORDS_DIR
+    if track == 3:
+        folder = write_track3(sweep, promotion, finals, root, nproc, against, work.parent / space.name / "trials")
+    else:
+        folder = write_record(sweep, promotion, finals, pick_by_mean(promotion, finals), root, nproc)
     MlflowClient(options.tracking_uri).log_artifacts(promotion.parent_id, str(folder), "record")
     return folder

@@ -35,6 +35,7 @@ from mlflow.entities import Metric, Param, RunTag
 from orchestrator.outcome import (
     COMPLETED,
     INTERRUPTED,
+    MARGIN,
     MEAN_CURVE,
     OBJECTIVE,
     PROGRESS,
@@ -252,7 +253,7 @@ class SweepTracker:
             tags["error"] = rec.error[:TAG_MAX]
         metrics = {"wall_time_s": rec.duration_s, **{k: v for k, v in last.items() if k.startswith("time_")}}
         if rec.status == COMPLETED:
-            metrics.update({OBJECTIVE: rec.objective, "final_val_loss": rec.final_val_loss})
+            metrics.update({OBJECTIVE: rec.objective, "final_val_loss": rec.final_val_loss, MARGIN: rec.margin})
         self._log(run_id, metrics={k: v for k, v in metrics.items() if finite(v)}, tags=tags, step=last.get("step") or 0)
         if rec.log_tail:
             self.client.log_text(run_id, rec.log_tail, "trainer_log_tail.txt")

@@ -88,7 +88,7 @@ from orchestrator.outcome import (
     score,
     status_from_exit,
 )
-from search_spaces.ablation import SEED_KEY
+from search_spaces.ablation import SEED as ABLATION_SEED, SEED_KEY
 
 POLL_S = 0.2
 
@@ -190,6 +190,8 @@ class TrainerTrial(tune.Trainable):
         self.info: dict[str, Any] = {"trial_dir": str(self.dir), "node_id": ctx.get_node_id(),
                                      "gpu_ids": ray.get_gpu_ids()}
         self.overrides = space.overrides(config)
+        # an ablation's run carries its seed: the trainer's is in its overrides, a script reads it here
+        self.ablation_seed = config.get(ABLATION_SEED) if space.kind == "ablation" else None
         (self.dir / "overrides.txt").write_text("".join(f"{o}\n" for o in self.overrides))
         self._new_run()
         problems = space.violations(self.overrides)
@@ -219,6 +221,8 @@ class TrainerTrial(tune.Trainable):
         if self.seeds > 1:
             overrides = overrides if space.base.is_script else [*overrides, f"{SEED_KEY}={seed}"]
             env = {**env, SEED_ENV: str(seed)}
+        elif self.ablation_seed is not None:
+            env = {**env, SEED_ENV: str(self.ablation_seed)}
         self.tail = EventTail(self.events_path)
         self.started = time.monotonic()
         self.timeline.mark("spawn")

@@ -19,7 +19,8 @@ Grammar (`base`, `variants` and `seeds` are required)::
 
 Each run is one (arm, seed): its overrides are base.set, budget.steps, the baseline's overrides
 with the variant's on top, then `runtime.seed=<seed>`. A script base (`base: {script: ...}`)
-gets no seed override: its seeds are replicates that differ by the script's own randomness. Runs are queued seed by seed, every arm once per seed, with the
+gets no seed override: its seeds are replicates that differ by the script's own randomness
+(a script may read its seed from $SPEEDRUN_SEED). Runs are queued seed by seed, every arm once per seed, with the
 arm order rotated from one seed to the next, so a slow node or a clock that drifts over the
 ablation touches every arm alike rather than biasing the arm that always ran first or last.
 The sweep driver runs an ablation like a sweep whose proposals are all queued in advance

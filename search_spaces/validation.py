@@ -90,7 +90,9 @@ def validate(report: Report, data: Any) -> SweepSpace | None:
 
     name, description = read_name(report, data)
     base = read_base(report, data["base"]) if "base" in data else None
-    params = read_params(report, data["params"], script=base is not None and base.is_script) if "params" in data else None
+    # a script base that failed to load (not found, say) still makes its params knob addresses
+    script = base.is_script if base is not None else _names_script(data.get("base"))
+    params = read_params(report, data["params"], script=script) if "params" in data else None
     constraints = _constraints(report, data.get("constraints"))
     objective = read_section(report, Objective, data.get("objective"), ("objective",), "metric")
     budget = read_section(report, Budget, data["budget"], ("budget",), None) if "budget" in data else None
@@ -115,6 +117,10 @@ def validate(report: Report, data: Any) -> SweepSpace | None:
     )
     _cross_checks(report, space)
     return space
+
+
+def _names_script(raw: Any) -> bool:
+    return (isinstance(raw, str) and raw.endswith(".py")) or (isinstance(raw, dict) and "script" in raw)
 
 
 def read_name(report: Report, data: dict) -> tuple[str, str]:

@@ -19,6 +19,10 @@ from trainer.config import PRESETS_DIR, TrainConfig, load_config
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 SHIPPED = example_spaces()
+# spaces of a script (track 3's baseline): they validate where the script is, with the script hook
+SCRIPT_SPACES = {n for n, p in SHIPPED.items() if "script" in (yaml.safe_load(Path(p).read_text())["base"] or {})}
+CONFIG_SPACES = sorted(set(SHIPPED) - SCRIPT_SPACES)
+TRACK3_FIXTURE = Path(__file__).parent / "fixtures_script" / "track3" / "train_gpt_simple.py"
 
 MINIMAL = """\
 base: {config: tiny}
@@ -81,13 +85,31 @@ def test_the_issue_s_example_spaces_are_shipped():
     assert {"smoke", "lr", "batch_schedule", "window_schedule", "gpt2_124m_full"} <= set(SHIPPED)
 
 
-@pytest.mark.parametrize("name", sorted(SHIPPED))
+@pytest.mark.parametrize("name", CONFIG_SPACES)
 def test_every_shipped_space_loads_and_validates_against_the_trainer(name, where_the_data_is):
     space = load_space(SHIPPED[name], check_overrides=load_config)
     assert space.params and space.budget.trials >= 1
 
 
-@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_the_track3_space_validates_in_a_checkout_and_its_proposals_patch_the_script(tmp_path, monkeypatch):
+    """Run where modded-nanogpt's track-3 baseline is; here a script of this project's own in its
+    shape (tests/fixtures_script/track3/: the same knob addresses)."""
+    from orchestrator.targets import check_overrides
+    from trainer.script.folder import open_folder, patched_files
+
+    script = tmp_path / "records" / "track_3_optimization" / "train_gpt_simple.py"
+    script.parent.mkdir(parents=True)
+    script.write_text(TRACK3_FIXTURE.read_text())
+    monkeypatch.chdir(tmp_path)
+    space = load_space(SHIPPED["track3_simple"], check_overrides=check_overrides)
+    assert space.objective.metric == "steps_to_target" and space.budget.seeds > 1 and space.base.is_script
+    for params in propose(space, 3):
+        knobs = {k: yaml.safe_load(v) for k, v in (o.split("=", 1) for o in space.overrides(params))}
+        patched = patched_files(open_folder(space.base.config), knobs)[script.name]
+        assert f"train_steps = {params['train_steps']}" in patched
+
+
+@pytest.mark.parametrize("name", CONFIG_SPACES)
 def test_sampled_overrides_build_the_sampled_train_config(name, where_the_data_is):
     space = load_space(SHIPPED[name], check_overrides=load_config)
     feasible = 0

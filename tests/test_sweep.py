@@ -21,13 +21,12 @@ from pathlib import Path
 
 import optuna
 import pytest
-import ray
 from mlflow import MlflowClient
 
 from orchestrator.event_tail import EventTail
 from orchestrator.launch import TrainerProcess, trainer_command
 from orchestrator.outcome import Objective
-from orchestrator.sweep import SweepOptions, SweepSetupError, init_ray, prepare_space, run_sweep
+from orchestrator.sweep import SweepOptions, SweepSetupError, prepare_space, run_sweep
 from trainer.config import load_config
 from processes import trainer_processes, wait_for_study  # tests/processes.py
 
@@ -46,15 +45,6 @@ def write_space(tmp_path: Path, text: str, name: str = "space.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text)
     return path
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray for the module, started the way the CLI starts it; 2 CPUs, 1 per trial."""
-    started = init_ray(None)
-    yield
-    if started:
-        ray.shutdown()
 
 
 def child_runs(client: MlflowClient, name: str):
