@@ -26,12 +26,13 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from horizon_search import SPACE  # noqa: E402  (bench/, the script's own folder)
+from rung_trend_replay import config_key, searches  # noqa: E402
+
 from analysis.rungs import audit_section  # noqa: E402
 from analysis.runs import Trial  # noqa: E402
-from horizon_search import SPACE  # noqa: E402  (bench/, the script's own folder)
 from orchestrator.horizon import due_audits  # noqa: E402
 from orchestrator.records import Rung  # noqa: E402
-from rung_trend_replay import config_key, searches  # noqa: E402
 from search_spaces import SchedulerSpec  # noqa: E402
 
 DISTRIBUTIONS = {k: FloatDistribution(low, high, log=log) for k, (low, high, log) in SPACE.items()}

@@ -283,7 +283,7 @@ def summary(results: list[dict]) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in names:
         rs = [by[(name, s)] for s in seeds if (name, s) in by]
-        at = lambda share: _spread([best_within(r["runs"], budget[r["seed"]] * share) for r in rs if r["seed"] in budget], 4)  # noqa: E731
+        at = lambda share, rs=rs: _spread([best_within(r["runs"], budget[r["seed"]] * share) for r in rs if r["seed"] in budget], 4)  # noqa: E731
         timed = [trial_seconds(r) for r in rs]
         held = _spread([t for t, kind in timed if kind == "trials"], 0) if all(k == "trials" for _, k in timed) else "n/a"
         lines.append(f"| {name} | {_spread([r['configs'] for r in rs], 0)} | {_spread([len(r['runs']) for r in rs], 1)} | "

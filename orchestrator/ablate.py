@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from orchestrator.targets import check_overrides, config_leaves
 from search_spaces import AblationSpace, Resources, load_ablation
 from search_spaces.yaml_data import to_yaml
-from orchestrator.targets import check_overrides, config_leaves
 from trainer.config import load_config
 from trainer.errors import InputError
 

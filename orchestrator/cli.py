@@ -10,8 +10,8 @@ import typer
 
 from orchestrator.cli_data import data_app
 from orchestrator.cli_record import record_app
-from orchestrator.cli_script import script_app
 from orchestrator.cli_report import report
+from orchestrator.cli_script import script_app
 from orchestrator.errors import INPUT_ERROR_EXIT_CODE, exit_on_input_error, exit_on_interrupt
 from orchestrator.launch import DEFAULT_COMPILE_CACHE
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI

@@ -17,7 +17,6 @@ from pathlib import Path
 from orchestrator.targets import is_script
 from trainer.process import STOP_GRACE_S, die_with_parent, kill_session
 
-
 DEFAULT_COMPILE_CACHE = "~/.cache/speedrun/compile"
 
 

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.outcome import AUDIT, CONFIG_TRIAL, COMPLETED, OBJECTIVE, PROMOTED_FROM, RETRY_OF, RETUNE, RUNG, TRIAL_NUMBER, finite
+from orchestrator.outcome import (
+    AUDIT,
+    COMPLETED,
+    CONFIG_TRIAL,
+    OBJECTIVE,
+    PROMOTED_FROM,
+    RETRY_OF,
+    RETUNE,
+    RUNG,
+    TRIAL_NUMBER,
+    finite,
+)
 from search_spaces import FIDELITY
 
 

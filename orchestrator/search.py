@@ -30,7 +30,6 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.errors import first_line
-
 from orchestrator.outcome import (
     COMPLETED,
     DIVERGED,

@@ -88,7 +88,8 @@ from orchestrator.outcome import (
     score,
     status_from_exit,
 )
-from search_spaces.ablation import SEED as ABLATION_SEED, SEED_KEY
+from search_spaces.ablation import SEED as ABLATION_SEED
+from search_spaces.ablation import SEED_KEY
 
 POLL_S = 0.2
 

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from search_spaces.constraints import key_problem
-from search_spaces.params import ChoiceParam, FixedParam, FloatParam, IntParam, LinearParam, StageSpec, StagesParam
+from search_spaces.params import ChoiceParam, FixedParam, FloatParam, IntParam, LinearParam, StagesParam, StageSpec
 from search_spaces.report import Report, did_you_mean, quoted
 from search_spaces.yaml_data import Path_, to_yaml
 

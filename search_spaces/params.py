@@ -8,13 +8,12 @@ trainer value from several leaves. Every param names its leaves after where thei
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import optuna
 from pydantic import BaseModel, ConfigDict, Field
 
 from search_spaces.yaml_data import to_yaml
-
 
 # ---------------------------------------------------------------------------------------
 # Distributions of one number (leaves)
@@ -170,7 +169,7 @@ class FixedParam(_Leaf):
         return (v, v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-Leaf = Annotated[Union[FloatParam, IntParam, ChoiceParam, FixedParam], Field(discriminator="kind")]
+Leaf = Annotated[FloatParam | IntParam | ChoiceParam | FixedParam, Field(discriminator="kind")]
 
 
 # ---------------------------------------------------------------------------------------
@@ -224,7 +223,7 @@ class StagesParam(_Model):
 
 
 Param = Annotated[
-    Union[FloatParam, IntParam, ChoiceParam, FixedParam, LinearParam, StagesParam], Field(discriminator="kind")
+    FloatParam | IntParam | ChoiceParam | FixedParam | LinearParam | StagesParam, Field(discriminator="kind")
 ]
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
-from typing import Union
 
-OverrideCheck = Union[Callable[[str, list[str]], object], Callable[[list[str]], object]]
+OverrideCheck = Callable[[str, list[str]], object] | Callable[[list[str]], object]
 """Validates trainer overrides, raising on bad ones: `check(base_config, overrides)` (the
 signature of `trainer.config.load_config`) or `check(overrides)`."""
 

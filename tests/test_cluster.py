@@ -31,6 +31,7 @@ from mlflow import MlflowClient
 from ray.cluster_utils import Cluster
 
 from orchestrator.sweep import MAX_TRIAL_RETRIES, SweepOptions, SweepSetupError, prepare_space, run_sweep
+
 from processes import trainer_processes  # tests/processes.py
 
 pytestmark = pytest.mark.slow

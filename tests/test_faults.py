@@ -27,6 +27,7 @@ from orchestrator.resume import SPACE_ATTR, check_same_space, reconcile, record_
 from orchestrator.sweep import prepare_space
 from orchestrator.tracking import SweepTracker
 from trainer.process import session_members
+
 from processes import trainer_processes, wait_for_study  # tests/processes.py
 
 T = optuna.trial.TrialState

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import optuna
 import pytest
@@ -27,8 +26,17 @@ from optuna.trial import TrialState, create_trial
 from rich.console import Console
 
 from analysis.report import write_report
-from orchestrator.horizon import (due_audits, due_promotions, expected_runs, halving_space, line_search_step, promote,
-                                  retune_step, rung_scores, sampler_caveat)
+from orchestrator.horizon import (
+    due_audits,
+    due_promotions,
+    expected_runs,
+    halving_space,
+    line_search_step,
+    promote,
+    retune_step,
+    rung_scores,
+    sampler_caveat,
+)
 from orchestrator.progress import SweepConsole
 from orchestrator.records import Rung, TrialRecord
 from orchestrator.sweep import SweepOptions, init_ray, prepare_space, run_sweep

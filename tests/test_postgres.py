@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from orchestrator.driver_lock import SweepBusy, driver_lock
 from orchestrator.stores import shown
 from orchestrator.sweep import SweepOptions, init_ray, prepare_space, run_sweep
+
 from processes import UI_GONE_TIMEOUT_S, in_sessions, start_ui  # tests/processes.py
 
 pytestmark = pytest.mark.slow

@@ -173,7 +173,7 @@ def test_smallest_runs_is_the_first_n_that_reaches_the_goal(probability, sigma, 
 
 def test_no_number_of_runs_proves_a_mean_at_or_above_the_target():
     for delta in (0.0, -0.001):
-        assert smallest_runs(lambda k: record_pass_probability(k, 0.0014, delta), 0.8, 2) is None
+        assert smallest_runs(lambda k, delta=delta: record_pass_probability(k, 0.0014, delta), 0.8, 2) is None
 
 
 # --- record plan: bootstrap ----------------------------------------------------------------

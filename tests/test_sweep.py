@@ -28,6 +28,7 @@ from orchestrator.launch import TrainerProcess, trainer_command
 from orchestrator.outcome import Objective
 from orchestrator.sweep import SweepOptions, SweepSetupError, prepare_space, run_sweep
 from trainer.config import load_config
+
 from processes import trainer_processes, wait_for_study  # tests/processes.py
 
 pytestmark = pytest.mark.slow

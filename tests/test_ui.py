@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+
 from processes import (  # tests/processes.py
     UI_GONE_TIMEOUT_S,
     Ui,
