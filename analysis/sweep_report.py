@@ -26,10 +26,12 @@ def objective_text(sweep: Sweep, x: float) -> str:
 
 
 def ranked(trials: list[Trial]) -> list[Trial]:
-    """Finished trials, best first: finite objectives ascending, then the rest by trial number."""
+    """Finished trials, best first: finite objectives ascending (ties: the wider validity margin),
+    then the rest by trial number."""
     def key(t: Trial) -> tuple:
         finite = t.completed and math.isfinite(t.objective)
-        return (not finite, t.objective if finite else 0.0, t.number if t.number is not None else math.inf)
+        number = t.number if t.number is not None else math.inf
+        return (False, t.objective, -t.margin, number) if finite else (True, 0.0, 0.0, number)
 
     return sorted((t for t in trials if t.finished), key=key)
 

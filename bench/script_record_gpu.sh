@@ -2,8 +2,8 @@
 # modded-nanogpt's 2025-08-23 record, its own code unedited, through speedrun on one GPU:
 # `speedrun sweep` (2 trials, the first compiling cold, the second from its cache; with BUILTIN=1
 # the built-in trainer on the same data and schedule beside its first trial), then `promote` (1
-# finalist, 2 fresh runs) and a 2-run `record run` of the promoted folder, beside `ablate` (2 arms
-# x 2 runs). 40 steps of the record's schedule at its 393,216 tokens per step.
+# finalist, 2 fresh runs), a 2-run `record run` of the promoted folder and `ablate` (2 arms x 2
+# runs), one run at a time. 40 steps of the record's schedule at its 393,216 tokens per step.
 # docs/benchmarks.md has what it measured.
 #
 #   speedrun script extract <the record's log>.txt -o .ref/r0823      # once, git-ignored
@@ -35,10 +35,10 @@ if [ -n "${BUILTIN:-}" ]; then  # the built-in trainer on the same data and sche
 fi
 cli() { stamp "$1"; python -m orchestrator.cli "${@:2}" > "$1.log" 2>&1; echo "$1 exit $?" >> "$work/stamps.txt"; }
 cli sweep sweep "$root/bench/script_record/r0823_sweep.yaml"
-# Then, from the compile cache the sweep filled, promote -> record run beside the ablation: two
-# drivers (each its own Ray), so two runs share the GPU at a time (33 GB each)
-(cli promote promote r0823 --top-k 1 --reseeds 2 --nproc 1
- cli record record run records/*_r0823 --runs 2 --gpus-per-run 1 --cpus-per-run 8) &
+# Then, from the compile cache the sweep filled, one run at a time: two of the record's runs side
+# by side fit an 80 GB H100 only just (33 GB each plus validation), and a third process does not
+cli promote promote r0823 --top-k 1 --reseeds 2 --nproc 1
+cli record record run records/*_r0823 --runs 2 --gpus-per-run 1 --cpus-per-run 8
 cli ablate ablate "$root/bench/script_record/r0823_ablation.yaml"
-wait
 stamp done
+wait

@@ -41,6 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 
 from orchestrator.outcome import INTERRUPTED, PROMOTED_FROM, RETUNE, STATUS
+from orchestrator.private_api import asked_ids, completed_ids, optuna_study
 from orchestrator.records import Rung
 from orchestrator.search import SweepSearch
 from search_spaces import RetuneSpec, SchedulerSpec, SweepSpace
@@ -267,8 +268,8 @@ class HorizonSearch(SweepSearch):
         super().__init__(*args, **kwargs)
 
     def _propose(self, trial_id: str) -> dict[str, Any] | str | None:
-        if trial_id not in self._ot_trials and self._nothing_to_run():
-            running = set(self._ot_trials) - self._completed_trials
+        if trial_id not in asked_ids(self) and self._nothing_to_run():
+            running = asked_ids(self) - completed_ids(self)
             return None if running else Searcher.FINISHED  # a running trial may still earn a promotion
         self._stale = True  # one more config proposed, or one queued run taken
         return super()._propose(trial_id)
@@ -277,11 +278,12 @@ class HorizonSearch(SweepSearch):
         """No run queued and every config proposed; looked up in the study only when that may have
         changed, since Tune asks again and again while the answer is no."""
         if self._stale:
-            promote(self._ot_study, self.spec, self.configs, self.ranges)
-            trials = self._ot_study.get_trials(deepcopy=False)
+            study = optuna_study(self)
+            promote(study, self.spec, self.configs, self.ranges)
+            trials = study.get_trials(deepcopy=False)
             queued = any(t.state == TrialState.WAITING for t in trials)
             if not queued and self.spec.retune is not None:
-                queued = retune(self._ot_study, trials, self.spec, self.ranges, self.configs)
+                queued = retune(study, trials, self.spec, self.ranges, self.configs)
             self._idle = not queued and configs_proposed(trials) >= self.configs
             self._stale = False
         return self._idle

@@ -34,6 +34,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from orchestrator.outcome import COMPLETED, FAILED, INTERRUPTED, MARGIN, OBJECTIVE, PRUNED, RETRY_OF, RUNNING, finite
+from orchestrator.private_api import set_user_attrs
 from orchestrator.records import Rung, TrialRecord
 from orchestrator.search import optuna_state
 from orchestrator.tracking import SweepTracker, flatten, run_status
@@ -141,12 +142,6 @@ def _status_of_state(state: TrialState) -> str:
     return {TrialState.COMPLETE: COMPLETED, TrialState.PRUNED: PRUNED}.get(state, FAILED)
 
 
-def _set_attrs(study: optuna.Study, t: FrozenTrial, **attrs: Any) -> None:
-    """User attributes on a trial this process did not ask for (Optuna's Trial API needs its id)."""
-    for key, value in attrs.items():
-        study._storage.set_trial_user_attr(t._trial_id, key, value)  # noqa: SLF001
-
-
 def _tell_from_mlflow(study: optuna.Study, t: FrozenTrial, run) -> None:
     status = run.data.tags["status"]
     state = optuna_state(status)
@@ -154,7 +149,7 @@ def _tell_from_mlflow(study: optuna.Study, t: FrozenTrial, run) -> None:
     if state == TrialState.COMPLETE:
         v = run.data.metrics.get(OBJECTIVE)
         value = float(v) if finite(v) else math.inf
-    _set_attrs(study, t, status=status, **({"error": run.data.tags["error"]} if run.data.tags.get("error") else {}))
+    set_user_attrs(study, t, status=status, **({"error": run.data.tags["error"]} if run.data.tags.get("error") else {}))
     study.tell(t.number, value, state=state)
 
 
@@ -175,7 +170,7 @@ def _requeue(study: optuna.Study, t: FrozenTrial) -> None:
         rung = Rung.of(t.user_attrs)  # a horizon sweep's retry runs at the same rung, for the same config
         carried = rung.attrs() if rung is not None else {}
         study.enqueue_trial(t.params, user_attrs={**carried, RETRY_OF: t.number}, skip_if_exists=False)
-    _set_attrs(study, t, status=INTERRUPTED, error=INTERRUPTED_ERROR)
+    set_user_attrs(study, t, status=INTERRUPTED, error=INTERRUPTED_ERROR)
     study.tell(t.number, state=TrialState.FAIL)
 
 

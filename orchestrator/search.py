@@ -46,6 +46,7 @@ from orchestrator.outcome import (
     final_status,
     finite,
 )
+from orchestrator.private_api import asked_ids, completed_ids, optuna_study, optuna_trial
 from orchestrator.records import Rung
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class SweepSearch(OptunaSearch):
     def _propose(self, trial_id: str) -> dict[str, Any] | str | None:
         config = super().suggest(trial_id)
         if isinstance(config, dict):
-            ot_trial = self._ot_trials[trial_id]
+            ot_trial = optuna_trial(self, trial_id)
             config[TRIAL_NUMBER] = ot_trial.number
             retry_of = ot_trial.user_attrs.get(RETRY_OF)  # set when --resume enqueued it
             if retry_of is not None:
@@ -116,8 +117,12 @@ class SweepSearch(OptunaSearch):
         """The rung of a proposal that came with none (the sampler's own): none outside a horizon sweep."""
         return None
 
+    def _open(self, trial_id: str) -> bool:
+        """Whether the trial is one this searcher asked the study for and has not told yet."""
+        return trial_id in asked_ids(self) and trial_id not in completed_ids(self)
+
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if not self._open(trial_id):
             return
         try:
             self._report(trial_id, result)
@@ -128,16 +133,16 @@ class SweepSearch(OptunaSearch):
         """The result's val loss as the Optuna trial's intermediate value at its trainer step."""
         if not result or not carries_val(result):
             return
-        trial = self._ot_trials[trial_id]
+        trial = optuna_trial(self, trial_id)
         reported = self._reported_steps.setdefault(trial_id, set())
         if result["step"] not in reported:
             reported.add(result["step"])
             trial.report(float(result[VAL_LOSS]), result["step"])
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if not self._open(trial_id):
             return
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = optuna_trial(self, trial_id)
         status = final_status(result, error)
         state = optuna_state(status)
         value = None
@@ -157,7 +162,7 @@ class SweepSearch(OptunaSearch):
             if reason:
                 ot_trial.set_user_attr("error", str(reason)[:USER_ATTR_MAX])
             try:
-                self._ot_study.tell(ot_trial, value, state=state)
+                optuna_study(self).tell(ot_trial, value, state=state)
             except RuntimeError as exc:
                 # GridSampler.after_trial calls study.stop() once the grid is used up, which
                 # raises outside study.optimize(); tell() has stored the trial by then (finally:)
@@ -165,4 +170,4 @@ class SweepSearch(OptunaSearch):
                     raise
         except STORE_ERRORS as exc:  # a lost store must not end the sweep
             self._lost_store(exc)
-        self._completed_trials.add(trial_id)
+        completed_ids(self).add(trial_id)

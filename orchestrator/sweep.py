@@ -31,6 +31,7 @@ from orchestrator.errors import first_line
 from orchestrator.interrupts import sigterm_as_ctrl_c
 from orchestrator.launch import DEFAULT_COMPILE_CACHE
 from orchestrator.outcome import INTERRUPTED, OBJECTIVE, PROGRESS, VAL_LOSS
+from orchestrator.private_api import single_node_ray
 from orchestrator.records import TrialRecord, best_record
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI, absolute, shown
 from orchestrator.targets import check_overrides, horizon_overrides, resolve, write_script_folder
@@ -269,25 +270,13 @@ def init_ray(address: str | None) -> bool:
 
 def _start_local_ray(options: dict[str, Any]) -> None:
     """A new Ray of our own whose processes (GCS, raylet, workers, this driver) listen on
-    127.0.0.1 only, not on every interface.
-
-    Ray 2.60 binds loopback only when the node's IP is 127.0.0.1, and on Linux replaces a
-    loopback `_node_ip_address` by the machine's routable IP unless it runs without cluster
-    support (its ENABLE_RAY_CLUSTER, read from RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when ray is
-    imported): that switch is off while the node starts, and back as it was for a later
-    `--address` join from this process.
-    """
+    127.0.0.1 only, not on every interface (private_api.single_node_ray says how)."""
     import ray
-    from ray._private import ray_constants
 
-    cluster = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
+    with single_node_ray():
         # "local": a new Ray even where `ray start` left a cluster running on this machine,
         # which ray.init() would otherwise join; --address auto joins that one
         ray.init(address="local", _node_ip_address=LOCALHOST, **options)
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = cluster
 
 
 def run_sweep(space: SweepSpace | AblationSpace, options: SweepOptions, console=None) -> SweepResult:

@@ -1,6 +1,7 @@
 """`speedrun report`: a sweep's and an ablation's report, from a real MLflow store and a real
 Optuna study written here the way the sweep driver writes them."""
 
+import json
 import re
 
 import optuna
@@ -249,3 +250,31 @@ def test_an_audited_config_behind_the_promoted_ones_is_no_warning():
     text = "\n\n".join(audit_section(lowest + full))
     assert "Spearman rho, rung 0 against full length: 1.00 over 3 configs" in text and "Warning" not in text
     assert audit_section(lowest + full[:2]) == []  # no audit, no section
+
+
+def test_report_json_of_a_sweep_ranks_its_trials_and_names_the_best(store, tmp_path):
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    done = CliRunner().invoke(app, ["report", "lr", "--tracking-uri", store["uri"], "--storage", store["storage"],
+                                    "--out", str(tmp_path), "--json"])
+    assert done.exit_code == 0, done.output
+    got = json.loads(done.stdout)
+    completed = sorted((t for t in SWEEP_TRIALS if t[1] == "completed"), key=lambda t: t[4])
+    assert got["kind"] == "sweep" and got["best"]["number"] == completed[0][0]
+    assert [t["number"] for t in got["trials"][:len(completed)]] == [t[0] for t in completed]
+    assert got["report"] == str(tmp_path / "report.md") and got["counts"]["completed"] == len(completed)
+
+
+def test_report_json_of_an_ablation_holds_the_effects_the_report_prints(store, tmp_path):
+    from analysis.report_json import report_json
+
+    got = report_json("gate", store["uri"])
+    rows = {r.variant: r for r in effects(arms(load_sweep("gate", store["uri"]).trials))}
+    assert {e["variant"] for e in got["effects"]} == set(rows)
+    for e in got["effects"]:
+        row = rows[e["variant"]]
+        assert (e["difference"], e["p_paired"], e["p_holm"], e["n_pairs"]) == pytest.approx(
+            (row.loss.difference, row.loss.p_paired, row.p_holm, row.loss.n_pairs))
+    assert json.loads(json.dumps(got)) == got  # plain JSON: no NaN or infinity

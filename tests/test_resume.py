@@ -22,12 +22,12 @@ def killed(tmp_path):
     storage, uri = f"sqlite:///{tmp_path / 'optuna.db'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
     study = optuna.create_study(study_name="s", storage=storage)
     tracker = SweepTracker.create(uri, "s", params={"objective": "final_val_loss"}, space_file=None)
-    for number in (0, 1):
-        trial = study.ask()
+    asked = [study.ask() for _ in (0, 1)]
+    for number, trial in enumerate(asked):
         trial.suggest_float("x", 0.0, 1.0)
         tracker.start_trial(TrialRecord(f"tune_{number}", number, dict(trial.params), [f"x={trial.params['x']}"]), None, None)
         tracker.log_result(TrialRecord(f"tune_{number}", number, {}, []), {"step": 3, "val_loss": 9.0})
-    first = optuna.trial.Trial(study, study.trials[0]._trial_id)
+    first = asked[0]
     first.report(9.0, 3)
     first.report(8.0, 6)
     first.set_user_attr("status", "completed")
