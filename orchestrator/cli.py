@@ -75,6 +75,7 @@ def sweep(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the sweep NAME after its driver stopped: finished trials are kept, interrupted ones re-run.")] = False,
     fresh_processes: Annotated[bool, typer.Option("--fresh-processes", help=FRESH_HELP)] = False,
     compile_cache: Annotated[str, typer.Option(help=CACHE_HELP)] = DEFAULT_COMPILE_CACHE,
+    json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Run a hyperparameter sweep: Optuna proposes, Ray Tune runs trainer trials, MLflow records.
 
@@ -91,7 +92,9 @@ def sweep(
                            fresh_processes=fresh_processes, compile_cache=compile_cache)
     with exit_on_input_error(), exit_on_interrupt():
         loaded = _load_or_exit(lambda: prepare_space(space, trials=trials, gpus_per_trial=gpus_per_trial))
-        result = run_sweep(loaded, options)
+        result = run_sweep(loaded, options, console=_stderr_console() if json_ else None)
+    if json_:
+        _print_json(result, "sweep", options)
     raise typer.Exit(result.exit_code)
 
 
@@ -108,6 +111,7 @@ def ablate(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the ablation NAME after its driver stopped: finished runs are kept.")] = False,
     fresh_processes: Annotated[bool, typer.Option("--fresh-processes", help=FRESH_HELP)] = False,
     compile_cache: Annotated[str, typer.Option(help=CACHE_HELP)] = DEFAULT_COMPILE_CACHE,
+    json_: Annotated[bool, typer.Option("--json", help=JSON_HELP + " An ablation's adds its effects (analysis/report_json.py).")] = False,
 ) -> None:
     """Run an ablation: a baseline and variants, each with the same seeds (paired), interleaved.
 
@@ -122,16 +126,18 @@ def ablate(
         loaded = _load_or_exit(lambda: prepare_ablation(ablation, seeds, gpus_per_trial, leave_one_out))
         if name is None and leave_one_out is not None:
             name = f"{loaded.name}-loo-{leave_one_out.stem}"
-        typer.echo("arms:\n  " + "\n  ".join(describe_arms(loaded)))
+        typer.echo("arms:\n  " + "\n  ".join(describe_arms(loaded)), err=json_)
         options = SweepOptions(name=name, address=address, gpus_per_trial=gpus_per_trial,
                                tracking_uri=tracking_uri, storage=storage, resume=resume,
                                fresh_processes=fresh_processes, compile_cache=compile_cache)
-        result = run_sweep(loaded, options)
+        result = run_sweep(loaded, options, console=_stderr_console() if json_ else None)
         if result.complete:
             from analysis.report import effect_table, write_report
 
-            typer.echo(effect_table(result.name, tracking_uri))
-            typer.echo(f"report: {write_report(result.name, tracking_uri, storage=storage)}")
+            typer.echo(effect_table(result.name, tracking_uri), err=json_)
+            typer.echo(f"report: {write_report(result.name, tracking_uri, storage=storage)}", err=json_)
+    if json_:
+        _print_json(result, "ablation", options)
     raise typer.Exit(result.exit_code)
 
 
@@ -168,6 +174,24 @@ def promote(
         prior = Against(against, against_steps) if against is not None else None
         folder = run_promotion(name, top_k, reseeds, options, nproc, track, prior)
     typer.echo(f"record folder: {folder}")
+
+
+JSON_HELP = ("Print the outcome as one JSON object on stdout (orchestrator/result_json.py documents its keys: "
+             "name, complete, exit_code, best, best_config, trials, mlflow, optuna); the progress goes to stderr.")
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _print_json(result, kind: str, options) -> None:
+    import json
+
+    from orchestrator.result_json import result_json
+
+    typer.echo(json.dumps(result_json(result, kind, options.tracking_uri, options.storage)))
 
 
 def _load_or_exit(load):
