@@ -1,6 +1,7 @@
 """The ``speedrun record`` commands: run a record attempt, check losses against the record rule or
 the optimization track's validity rule, compare two attempts, and plan how many runs a claim needs."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -324,10 +325,13 @@ def plan(
     from_: Annotated[str | None, typer.Option("--from", help="A sweep or ablation whose completed runs' final val losses are resampled (bootstrap).")] = None,
     arm: Annotated[str | None, typer.Option(help="With --from an ablation: the arm to resample. Default: baseline (or the only arm).")] = None,
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI the sweep logged to.")] = DEFAULT_TRACKING_URI,
+    json_: JsonOption = False,
 ) -> None:
     """How many runs a record claim needs: the probability that an attempt of N runs passes.
 
     For the record rule (one-sided t-test, p < 0.01; exact, noncentral t) and the optimization track's rule ((3.28 − mean)·√N ≥ 0.004, a z-test assuming σ = 0.0013; exact, normal), both for runs with true mean target − delta and std sigma: the pass probability at --runs and at 3..40 runs, and the fewest runs for 80%, 90% and 95%. With --from, also the record rule's pass probability for N runs resampled from the observed ones (10,000 seeded resamples, ± Monte-Carlo standard error); a sweep's trials differ in config, so their spread overstates run-to-run noise: prefer an ablation (e.g. NAME-promote).
+
+    --json keys: target, sigma, delta, runs, observed ({label, n, mean, std} with --from, else null), record and track3 (each {probability: {runs: p}, runs_needed: {goal: runs or null}}), bootstrap ({runs: {probability, se, resamples}} with --from, else null).
 
     Example: speedrun record plan --sigma 0.0014 --delta 0.001 --runs 10
     """
@@ -336,12 +340,17 @@ def plan(
         label, observed = _observed(from_, arm, tracking_uri) if from_ else (None, None)
         if observed is None and (sigma is None or delta is None):
             raise InputError("--sigma and --delta are required without --from")
-        if observed is not None:
-            seen = summarize(observed)
-            typer.echo(f"observed: {label}, {seen.n} completed runs, mean {seen.mean:.5f}, std {seen.std:.5f}")
+        seen = summarize(observed) if observed is not None else None
+        if seen is not None:
+            if not json_:
+                typer.echo(f"observed: {label}, {seen.n} completed runs, mean {seen.mean:.5f}, std {seen.std:.5f}")
             sigma = seen.std if sigma is None else sigma
             delta = target - seen.mean if delta is None else delta
         result = record_plan.plan(sigma, delta, runs, target, observed)
+    if json_:
+        _echo_json({**dataclasses.asdict(result),
+                    "observed": {"label": label, "n": seen.n, "mean": seen.mean, "std": seen.std} if seen else None})
+        return
     typer.echo(_plan_text(result, label))
 
 

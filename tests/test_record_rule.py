@@ -2,6 +2,7 @@
 chance that an attempt of N runs passes, checked against scipy and against simulation."""
 
 import itertools
+import json
 import math
 import re
 import warnings
@@ -219,6 +220,15 @@ def test_plan_prints_both_rules_at_n_and_the_runs_each_goal_needs():
     for k in record_plan.RUNS_TABLE:
         p, z = record_pass_probability(k, 0.0014, 0.001), track3_pass_probability(k, 0.0014, 0.001)
         assert re.search(rf"\|\s+{k} \|\s+{p:.3f} \|\s+{z:.3f} \|", result.output)
+
+
+def test_plan_json_holds_the_probabilities_the_table_prints():
+    result = _plan("--sigma", "0.0014", "--delta", "0.001", "--runs", "12", "--json")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.output)
+    assert got["record"]["probability"]["12"] == pytest.approx(record_pass_probability(12, 0.0014, 0.001))
+    assert got["track3"]["probability"]["12"] == pytest.approx(track3_pass_probability(12, 0.0014, 0.001))
+    assert got["observed"] is None and got["bootstrap"] is None
 
 
 def test_plan_without_from_needs_sigma_and_delta():
