@@ -16,20 +16,20 @@ Numbers that are not finite (a failed trial's objective) are null.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from analysis import stats
 from analysis.ablation import arms, effects
 from analysis.runs import Sweep, Trial, load_sweep
 from analysis.sweep_report import best_trial, ranked
+from analysis.tables import finite_json
 
 
 def report_json(name: str, tracking_uri: str) -> dict[str, Any]:
     """Sweep or ablation NAME's results (see the module docstring)."""
     sweep = load_sweep(name, tracking_uri)
     out: dict[str, Any] = {
-        "name": sweep.name, "kind": sweep.kind, "objective": sweep.objective, "target": _number(sweep.target),
+        "name": sweep.name, "kind": sweep.kind, "objective": sweep.objective, "target": sweep.target,
         "counts": sweep.counts(), "trials": [_trial(t) for t in ranked(sweep.trials)],
     }
     if sweep.kind == "ablation":
@@ -37,7 +37,7 @@ def report_json(name: str, tracking_uri: str) -> dict[str, Any]:
     else:
         best = best_trial(sweep.trials)
         out["best"] = _trial(best) if best is not None else None
-    return out
+    return finite_json(out)
 
 
 def _ablation(sweep: Sweep) -> dict[str, Any]:
@@ -45,24 +45,19 @@ def _ablation(sweep: Sweep) -> dict[str, Any]:
     summaries = [(a.name, stats.summarize(list(a.loss.values()) if isinstance(a.loss, dict) else a.loss))
                  for a in all_arms if a.loss]
     return {
-        "arms": [{"name": n, "n": s.n, "mean": _number(s.mean), "std": _number(s.std),
-                  "ci_low": _number(s.ci_low), "ci_high": _number(s.ci_high)} for n, s in summaries],
-        "effects": [{"variant": e.variant, "difference": _number(e.loss.difference), "ci_low": _number(e.loss.ci_low),
-                     "ci_high": _number(e.loss.ci_high), "p_paired": _number(e.loss.p_paired),
-                     "p_welch": _number(e.loss.p_welch), "p_holm": _number(e.p_holm), "n_pairs": e.loss.n_pairs,
-                     "detectable": _number(e.detectable), "seeds_for_effect": e.seeds_for_effect}
+        "arms": [{"name": n, "n": s.n, "mean": s.mean, "std": s.std, "ci_low": s.ci_low, "ci_high": s.ci_high}
+                 for n, s in summaries],
+        "effects": [{"variant": e.variant, "difference": e.loss.difference, "ci_low": e.loss.ci_low,
+                     "ci_high": e.loss.ci_high, "p_paired": e.loss.p_paired, "p_welch": e.loss.p_welch,
+                     "p_holm": e.p_holm, "n_pairs": e.loss.n_pairs, "detectable": e.detectable,
+                     "seeds_for_effect": e.seeds_for_effect}
                     for e in effects(all_arms)],
     }
 
 
 def _trial(t: Trial) -> dict[str, Any]:
     return {
-        "number": t.number, "status": t.status, "objective": _number(t.objective),
-        "final_val_loss": _number(t.final_val_loss), "train_time_s": _number(t.train_time_s),
-        "wall_time_s": _number(t.wall_time_s), "margin": _number(t.margin), "searched": t.searched,
+        "number": t.number, "status": t.status, "objective": t.objective, "final_val_loss": t.final_val_loss,
+        "train_time_s": t.train_time_s, "wall_time_s": t.wall_time_s, "margin": t.margin, "searched": t.searched,
         "rung": t.rung, "error": t.error,
     }
-
-
-def _number(value: float | None) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None

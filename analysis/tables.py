@@ -1,9 +1,10 @@
-"""Markdown tables and number formats shared by the report's sections."""
+"""Markdown tables and number formats shared by the report's sections, and numbers made fit for JSON."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 DASH = "—"
 
@@ -49,3 +50,15 @@ def pvalue(p: float | None) -> str:
 
 def _ok(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
+
+
+def finite_json(obj: Any) -> Any:
+    """`obj` with every float that is not finite (a failed trial's objective) made None: JSON has no
+    NaN or infinity."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_json(v) for v in obj]
+    return obj

@@ -13,7 +13,7 @@ from analysis import record_plan, track3
 from analysis.attempts import AttemptComparison, Metric, compare_attempts
 from analysis.losses_file import LAYOUTS, Runs, StepTable, load_losses
 from analysis.stats import RECORD_P_THRESHOLD, RECORD_TARGET, record_test, summarize
-from analysis.tables import DASH, markdown_table
+from analysis.tables import DASH, finite_json, markdown_table
 from orchestrator.errors import exit_on_input_error
 from orchestrator.stores import DEFAULT_STORAGE, DEFAULT_TRACKING_URI
 from trainer.errors import InputError
@@ -111,16 +111,7 @@ def _some_losses(runs: Runs) -> Runs:
 
 
 def _echo_json(obj: dict) -> None:
-    def clean(x):
-        if isinstance(x, float):
-            return x if math.isfinite(x) else None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list | tuple):
-            return [clean(v) for v in x]
-        return x
-
-    typer.echo(json.dumps(clean(obj)))
+    typer.echo(json.dumps(finite_json(obj)))
 
 
 @record_app.command()

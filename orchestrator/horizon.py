@@ -41,7 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ray.tune.search import Searcher
 
 from orchestrator.outcome import INTERRUPTED, PROMOTED_FROM, RETUNE, STATUS
-from orchestrator.private_api import asked_ids, completed_ids, optuna_study
+from orchestrator.private_api import asked_ids, completed_ids, optuna_study, optuna_trial
 from orchestrator.records import Rung
 from orchestrator.search import SweepSearch
 from search_spaces import RetuneSpec, SchedulerSpec, SweepSpace
@@ -268,7 +268,7 @@ class HorizonSearch(SweepSearch):
         super().__init__(*args, **kwargs)
 
     def _propose(self, trial_id: str) -> dict[str, Any] | str | None:
-        if trial_id not in asked_ids(self) and self._nothing_to_run():
+        if optuna_trial(self, trial_id) is None and self._nothing_to_run():
             running = asked_ids(self) - completed_ids(self)
             return None if running else Searcher.FINISHED  # a running trial may still earn a promotion
         self._stale = True  # one more config proposed, or one queued run taken

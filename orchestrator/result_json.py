@@ -13,9 +13,10 @@ URIs are shown with their password masked; numbers that are not finite are null.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from analysis.report_json import report_json
+from analysis.tables import finite_json
 from orchestrator.records import TrialRecord, rank
 from orchestrator.stores import shown
 
@@ -33,19 +34,13 @@ def result_json(result, kind: str, tracking_uri: str, storage: str) -> dict[str,
         "optuna": {"storage": shown(storage), "study": result.name},
     }
     if kind == "ablation" and result.complete:
-        from analysis.report_json import report_json
-
         out["effects"] = report_json(result.name, tracking_uri).get("effects", [])
-    return out
+    return finite_json(out)
 
 
 def _trial(rec: TrialRecord) -> dict[str, Any]:
     return {
-        "number": rec.number, "status": rec.status, "objective": _number(rec.objective),
-        "final_val_loss": _number(rec.final_val_loss), "margin": _number(rec.margin), "params": rec.params,
-        "rung": rec.rung.index if rec.rung is not None else None, "error": rec.error,
+        "number": rec.number, "status": rec.status, "objective": rec.objective, "final_val_loss": rec.final_val_loss,
+        "margin": rec.margin, "params": rec.params, "rung": rec.rung.index if rec.rung is not None else None,
+        "error": rec.error,
     }
-
-
-def _number(value: float | None) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None

@@ -46,7 +46,7 @@ from orchestrator.outcome import (
     final_status,
     finite,
 )
-from orchestrator.private_api import asked_ids, completed_ids, optuna_study, optuna_trial
+from orchestrator.private_api import completed_ids, optuna_study, optuna_trial
 from orchestrator.records import Rung
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class SweepSearch(OptunaSearch):
 
     def _open(self, trial_id: str) -> bool:
         """Whether the trial is one this searcher asked the study for and has not told yet."""
-        return trial_id in asked_ids(self) and trial_id not in completed_ids(self)
+        return optuna_trial(self, trial_id) is not None and trial_id not in completed_ids(self)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if not self._open(trial_id):

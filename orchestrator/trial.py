@@ -358,8 +358,9 @@ class TrainerTrial(tune.Trainable):
             if bad is None else Score(math.inf)
         finals = [r["final_val_loss"] for r in runs]
         mean_final = sum(finals) / len(finals) if bad is None else math.inf
-        steps = sorted(set.intersection(*({v[0] for v in r["vals"]} for r in runs)))
-        curve = [[step, sum(dict((v[0], v[1]) for v in r["vals"])[step] for r in runs) / len(runs)] for step in steps]
+        losses = [{step: loss for step, loss, _ in r["vals"]} for r in runs]
+        steps = sorted(set.intersection(*(set(by_step) for by_step in losses)))
+        curve = [[step, sum(by_step[step] for by_step in losses) / len(runs)] for step in steps]
         last = runs[-1]
         return {
             OBJECTIVE: got.value,
